@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Install what genretag needs on a fresh Debian/Ubuntu machine.
+#   scripts/setup.sh          build dependencies (ALSA headers, a C toolchain, Rust)
+#   scripts/setup.sh --test   plus the tools the test suite uses (ffmpeg, sox)
+set -euo pipefail
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+PKGS=(build-essential pkg-config curl ca-certificates libasound2-dev)
+if [ "${1:-}" = "--test" ]; then PKGS+=(ffmpeg sox); fi
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
+fi
+if ! command -v cargo >/dev/null 2>&1; then
+  if [ -x "$HOME/.cargo/bin/cargo" ]; then
+    :
+  else
+    curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal
+  fi
+fi

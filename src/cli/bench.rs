@@ -1,0 +1,185 @@
+//! `genretag bench`: decode+resample+mel, backbone and end-to-end speed on real clips,
+//! printed beside the TensorFlow reference when its measurements are given.
+//!
+//! `scripts/bench.sh` runs the reference (TensorFlow 2 CPU musicnn) and this
+//! command in the same run, so the ratios compare like with like.
+
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::time::Instant;
+
+use anyhow::Context;
+use burn::tensor::Device;
+use clap::Args;
+use serde::Deserialize;
+
+use super::EXIT_OK;
+use crate::analysis::{Analyzer, PatchOptions, extract_patches};
+
+/// Arguments of `bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Folder of clips (searched recursively).
+    #[arg(long, default_value_os_t = super::default_gtzan_dir())]
+    pub data: PathBuf,
+    /// Clips for the per-stage timings.
+    #[arg(long, default_value_t = 20)]
+    pub clips: usize,
+    /// Reference timings (JSON written by scripts/musicnn_reference.py).
+    #[arg(long)]
+    pub reference: Option<PathBuf>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Reference {
+    clips: usize,
+    /// Median seconds per 30 s clip for load+resample+mel.
+    preprocess_s_per_clip: f64,
+    /// Median seconds per 30 s clip (10 patches) for the network.
+    network_s_per_clip: f64,
+    /// Seconds per single patch.
+    #[serde(default)]
+    network_s_per_patch: Option<f64>,
+    /// TensorFlow version.
+    #[serde(default)]
+    tensorflow: String,
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    if v.is_empty() {
+        f64::NAN
+    } else {
+        v[v.len() / 2]
+    }
+}
+
+/// Run `bench`.
+pub fn run(args: BenchArgs, device: &Device) -> anyhow::Result<u8> {
+    let analyzer = Analyzer::load(None, device)?;
+    let (files, _) = super::files::collect(std::slice::from_ref(&args.data));
+    anyhow::ensure!(!files.is_empty(), "no audio under {}", args.data.display());
+    let sample: Vec<PathBuf> = files
+        .iter()
+        .step_by((files.len() / args.clips.max(1)).max(1))
+        .take(args.clips)
+        .cloned()
+        .collect();
+    let all = PatchOptions {
+        max_patches: None,
+        batch: 10,
+    };
+
+    // Warm up allocator, thread pool and kernels.
+    let warm = extract_patches(&sample[0], &all)?;
+    analyzer.embed(&warm, 10);
+
+    let mut pre = Vec::new();
+    let mut net_clip = Vec::new();
+    let mut patches_per_clip = Vec::new();
+    for f in &sample {
+        let t = Instant::now();
+        let p =
+            extract_patches(f, &all).with_context(|| format!("while decoding {}", f.display()))?;
+        pre.push(t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        analyzer.embed(&p, 10);
+        net_clip.push(t.elapsed().as_secs_f64());
+        patches_per_clip.push(p.len() as f64);
+    }
+    let one = PatchOptions {
+        max_patches: Some(1),
+        batch: 1,
+    };
+    let single = extract_patches(&sample[0], &one)?;
+    let mut net_patch: Vec<f64> = (0..10)
+        .map(|_| {
+            let t = Instant::now();
+            analyzer.embed(&single, 1);
+            t.elapsed().as_secs_f64()
+        })
+        .collect();
+
+    // End to end over every file: decoding overlapped with inference, as `classify` does.
+    let t = Instant::now();
+    let (tx, rx) = mpsc::sync_channel(1);
+    let list = files.clone();
+    let opts = PatchOptions::default();
+    let worker = std::thread::spawn(move || {
+        for f in list {
+            let r = extract_patches(&f, &opts);
+            if tx.send((f, r)).is_err() {
+                break;
+            }
+        }
+    });
+    let mut done = 0;
+    for (f, r) in rx {
+        if let Ok(p) = r {
+            analyzer.analyze_patches(&f, p, opts.batch);
+            done += 1;
+        }
+    }
+    worker
+        .join()
+        .map_err(|_| anyhow::anyhow!("decoder thread panicked"))?;
+    let e2e = t.elapsed().as_secs_f64();
+
+    let pre_ms = median(&mut pre) * 1e3;
+    let clip_ms = median(&mut net_clip) * 1e3;
+    let patch_ms = median(&mut net_patch) * 1e3;
+    let mean_patches = patches_per_clip.iter().sum::<f64>() / patches_per_clip.len() as f64;
+    println!(
+        "genretag bench on {} ({} clips for stages, {} for end-to-end)",
+        args.data.display(),
+        sample.len(),
+        files.len()
+    );
+    println!("  decode+resample+mel      {pre_ms:8.1} ms per clip");
+    println!("  backbone, batch 1        {patch_ms:8.1} ms per patch");
+    println!(
+        "  backbone, whole clip     {clip_ms:8.1} ms per clip ({mean_patches:.1} patches, {:.1} ms per patch)",
+        clip_ms / mean_patches
+    );
+    println!(
+        "  pipeline (sequential)    {:8.1} ms per clip",
+        pre_ms + clip_ms
+    );
+    println!(
+        "  end-to-end               {:8.2} tracks/s ({done} tracks in {e2e:.1} s, decode overlapped)",
+        done as f64 / e2e
+    );
+    if let Some(path) = &args.reference {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("while reading {}", path.display()))?;
+        let r: Reference = serde_json::from_str(&text)?;
+        let ref_total = (r.preprocess_s_per_clip + r.network_s_per_clip) * 1e3;
+        let ours_total = pre_ms + clip_ms;
+        println!(
+            "reference: TensorFlow {} CPU musicnn on {} of the same clips, same machine, same run",
+            r.tensorflow, r.clips
+        );
+        println!(
+            "  load+resample+mel        {:8.1} ms per clip  (ours/ref {:.2})",
+            r.preprocess_s_per_clip * 1e3,
+            pre_ms / (r.preprocess_s_per_clip * 1e3)
+        );
+        if let Some(p) = r.network_s_per_patch {
+            println!(
+                "  network, batch 1         {:8.1} ms per patch (ours/ref {:.2})",
+                p * 1e3,
+                patch_ms / (p * 1e3)
+            );
+        }
+        println!(
+            "  network, whole clip      {:8.1} ms per clip  (ours/ref {:.2})",
+            r.network_s_per_clip * 1e3,
+            clip_ms / (r.network_s_per_clip * 1e3)
+        );
+        println!(
+            "  full pipeline            {ref_total:8.1} ms per clip  (ours/ref {:.2}; target <= 0.70)",
+            ours_total / ref_total
+        );
+    }
+    Ok(EXIT_OK)
+}

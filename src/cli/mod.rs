@@ -1,0 +1,94 @@
+//! Command-line interface: argument parsing and dispatch to one module per subcommand.
+//!
+//! Exit codes: 0 all files fine, 1 some files failed (the batch went on), 2 fatal.
+
+mod bench;
+mod classify;
+mod convert;
+pub mod files;
+mod train_default;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::ml::DeviceChoice;
+
+/// Exit code: every file processed.
+pub const EXIT_OK: u8 = 0;
+/// Exit code: some files failed; the others were processed.
+pub const EXIT_PARTIAL: u8 = 1;
+/// Exit code: nothing could be done (bad arguments, missing model).
+pub const EXIT_FATAL: u8 = 2;
+
+/// genretag: listen to a music library and tag each track's genre.
+///
+/// With no subcommand, opens the desktop app.
+#[derive(Debug, Parser)]
+#[command(version, about, long_about = None)]
+pub struct Cli {
+    /// Where models run: `cpu` (burn-flex) or `gpu` (burn-wgpu).
+    #[arg(long, global = true, value_enum, default_value_t = DeviceChoice::Cpu)]
+    pub device: DeviceChoice,
+    /// Subcommand; none opens the desktop app.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Classify the genre of audio files (folders are searched recursively).
+    Classify(classify::ClassifyArgs),
+    /// Convert the musicnn MSD TensorFlow checkpoint into our burn record.
+    ConvertMusicnn(convert::ConvertArgs),
+    /// Train the default genre head on a GTZAN-layout folder and report cross-validation.
+    TrainDefault(train_default::TrainArgs),
+    /// Measure decoding, features, backbone and end-to-end speed.
+    Bench(bench::BenchArgs),
+}
+
+/// Parse arguments and run. Returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let device = match cli.device.device() {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_FATAL);
+        }
+    };
+    let result = match cli.command {
+        None => run_gui(),
+        Some(Command::Classify(args)) => classify::run(args, &device),
+        Some(Command::ConvertMusicnn(args)) => convert::run(args, &device),
+        Some(Command::TrainDefault(args)) => train_default::run(args, &device),
+        Some(Command::Bench(args)) => bench::run(args, &device),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(EXIT_FATAL)
+        }
+    }
+}
+
+#[cfg(feature = "gui")]
+fn run_gui() -> anyhow::Result<u8> {
+    crate::gui::run()?;
+    Ok(EXIT_OK)
+}
+
+#[cfg(not(feature = "gui"))]
+fn run_gui() -> anyhow::Result<u8> {
+    anyhow::bail!(
+        "this build has no desktop app (built without the `gui` feature); see `genretag --help`"
+    )
+}
+
+/// Default location of the shared development data, relative to the repository.
+pub fn default_gtzan_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/gtzan")
+}

@@ -1,0 +1,90 @@
+//! Crate-wide error types: one `thiserror` enum per area, wrapped by [`Error`].
+//!
+//! Messages put the file path last, so a batch report reads "reason: path".
+
+use std::path::PathBuf;
+
+/// Why an audio file could not be decoded.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    /// The file could not be opened or read.
+    #[error("cannot read file ({source}): {}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying I/O error.
+        source: std::io::Error,
+    },
+    /// The container or codec is not one we can decode.
+    #[error("unsupported audio ({reason}): {}", path.display())]
+    Unsupported {
+        /// The file.
+        path: PathBuf,
+        /// What is unsupported.
+        reason: String,
+    },
+    /// The file claims to be audio but its data is malformed beyond recovery.
+    #[error("malformed audio ({reason}): {}", path.display())]
+    Malformed {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The file decoded to no samples at all.
+    #[error("no audio samples in file: {}", path.display())]
+    Empty {
+        /// The file.
+        path: PathBuf,
+    },
+}
+
+impl DecodeError {
+    /// The file this error is about.
+    pub fn path(&self) -> &std::path::Path {
+        match self {
+            DecodeError::Io { path, .. }
+            | DecodeError::Unsupported { path, .. }
+            | DecodeError::Malformed { path, .. }
+            | DecodeError::Empty { path } => path,
+        }
+    }
+}
+
+/// Why a model could not be loaded, converted or run.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    /// A model or weight file could not be read or written.
+    #[error("cannot access model file ({source}): {}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying I/O error.
+        source: std::io::Error,
+    },
+    /// A model file is not in the expected format.
+    #[error("invalid model file ({reason}): {}", path.display())]
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Anything else that stops a model from working (bad config, shape mismatch).
+    #[error("{0}")]
+    Other(String),
+}
+
+/// The crate error: any of the areas above.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Decoding failed.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    /// A model failed.
+    #[error(transparent)]
+    Model(#[from] ModelError),
+}
+
+/// Crate result alias.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

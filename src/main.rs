@@ -1,0 +1,5 @@
+//! `genretag`: no subcommand opens the desktop app; subcommands are the CLI.
+
+fn main() -> std::process::ExitCode {
+    genretag::cli::main()
+}

@@ -1,0 +1,59 @@
+//! Choosing the compute device explicitly (burn's default would prefer wgpu).
+
+use burn::tensor::Device;
+
+/// Where models run.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+pub enum DeviceChoice {
+    /// burn-flex, the pure-Rust CPU backend (chosen by measurement: see README).
+    #[default]
+    Cpu,
+    /// burn-wgpu on the best GPU wgpu finds.
+    Gpu,
+}
+
+impl DeviceChoice {
+    /// The burn device, or an error when the choice was not compiled in.
+    pub fn device(self) -> Result<Device, String> {
+        match self {
+            DeviceChoice::Cpu => Ok(Device::flex()),
+            #[cfg(feature = "gpu")]
+            DeviceChoice::Gpu => probe_gpu(),
+            #[cfg(not(feature = "gpu"))]
+            DeviceChoice::Gpu => {
+                Err("this build has no GPU support (rebuild with --features gpu)".into())
+            }
+        }
+    }
+}
+
+/// burn-wgpu panics when no adapter exists; probe with a tiny computation first so
+/// `--device gpu` on a machine without a GPU is a clear error, not a crash.
+#[cfg(feature = "gpu")]
+fn probe_gpu() -> Result<Device, String> {
+    use burn::tensor::{Tensor, TensorData};
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let probe = std::panic::catch_unwind(|| {
+        let device = Device::wgpu(burn::tensor::DeviceKind::DefaultDevice);
+        let t: Tensor<1> = Tensor::from_data(TensorData::new(vec![1.0f32, 2.0], [2]), &device);
+        let sum = t.sum().into_data().try_to_vec::<f32>().ok()?;
+        (sum.first() == Some(&3.0)).then_some(device)
+    });
+    std::panic::set_hook(previous);
+    match probe {
+        Ok(Some(device)) => Ok(device),
+        Ok(None) => Err("the GPU (burn-wgpu) gave a wrong result for a probe computation".into()),
+        Err(_) => Err("no usable GPU: wgpu found no adapter (use --device cpu)".into()),
+    }
+}

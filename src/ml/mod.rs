@@ -1,0 +1,15 @@
+//! Models: the musicnn backbone, genre heads on its embedding, and their I/O.
+//!
+//! Nothing here knows about files' audio or the GUI; [`crate::analysis`] ties
+//! decoding, features and models together.
+
+pub mod cv;
+pub mod device;
+pub mod head;
+pub mod musicnn;
+pub mod npy;
+pub mod tf_checkpoint;
+
+pub use device::DeviceChoice;
+pub use head::{GenreHead, HeadConfig, HeadKind};
+pub use musicnn::{Backbone, Musicnn};

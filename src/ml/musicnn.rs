@@ -1,0 +1,416 @@
+//! musicnn (MSD) in burn: the pretrained backbone every genre head builds on.
+//!
+//! Exactly the network of `shared/reference/musicnn/SPEC.md`: per 187-frame,
+//! 96-band log-mel patch, a timbral/temporal front end, a residual 1-D mid-end
+//! and a max/mean pooled back end give a 200-d `penultimate` embedding and 50
+//! sigmoid tag probabilities (the Million Song Dataset's Last.fm tags).
+//!
+//! Each block is conv -> ReLU -> batch norm. Where the front end then takes a
+//! max over frequency, we take the max of the conv output first and apply
+//! ReLU and batch norm to the 204/51 maxima only: both are monotone
+//! non-decreasing per channel when the batch-norm scale is positive, so the
+//! result is bit-identical and we skip two passes over the largest tensor.
+//! A channel with a negative scale would flip that; [`Backbone`] checks the
+//! weights once and falls back to the plain order if any scale is negative.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use burn::module::{Module, Param, RunningState};
+use burn::nn::conv::{Conv1d, Conv1dConfig, Conv2d, Conv2dConfig};
+use burn::nn::{
+    BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig1d, PaddingConfig2d,
+};
+use burn::tensor::activation::{relu, sigmoid};
+use burn::tensor::{Device, Tensor, TensorData};
+
+use crate::error::ModelError;
+
+/// Frames per patch (3 s at 16 kHz, hop 256).
+pub const PATCH_FRAMES: usize = 187;
+/// Mel bands per frame.
+pub const N_MELS: usize = 96;
+/// Embedding size.
+pub const EMBED_DIM: usize = 200;
+/// Number of tags.
+pub const N_TAGS: usize = 50;
+/// Pooled feature size per statistic.
+pub const POOL_DIM: usize = 753;
+
+/// The MSD tag vocabulary, in output order.
+pub const MSD_TAGS: [&str; N_TAGS] = [
+    "rock",
+    "pop",
+    "alternative",
+    "indie",
+    "electronic",
+    "female vocalists",
+    "dance",
+    "00s",
+    "alternative rock",
+    "jazz",
+    "beautiful",
+    "metal",
+    "chillout",
+    "male vocalists",
+    "classic rock",
+    "soul",
+    "indie rock",
+    "Mellow",
+    "electronica",
+    "80s",
+    "folk",
+    "90s",
+    "chill",
+    "instrumental",
+    "punk",
+    "oldies",
+    "blues",
+    "hard rock",
+    "ambient",
+    "acoustic",
+    "experimental",
+    "female vocalist",
+    "guitar",
+    "Hip-Hop",
+    "70s",
+    "party",
+    "country",
+    "easy listening",
+    "sexy",
+    "catchy",
+    "funk",
+    "electro",
+    "heavy metal",
+    "Progressive rock",
+    "60s",
+    "rnb",
+    "indie pop",
+    "sad",
+    "House",
+    "happy",
+];
+
+const BN_EPSILON: f64 = 0.001;
+
+/// The network's layers (burn module; saved and loaded as a burnpack record).
+#[derive(Module, Debug)]
+pub struct Musicnn {
+    bn_input: BatchNorm,
+    timbral_38: Conv2d,
+    bn_timbral_38: BatchNorm,
+    timbral_67: Conv2d,
+    bn_timbral_67: BatchNorm,
+    temporal_128: Conv2d,
+    bn_temporal_128: BatchNorm,
+    temporal_64: Conv2d,
+    bn_temporal_64: BatchNorm,
+    temporal_32: Conv2d,
+    bn_temporal_32: BatchNorm,
+    mid_1: Conv1d,
+    bn_mid_1: BatchNorm,
+    mid_2: Conv1d,
+    bn_mid_2: BatchNorm,
+    mid_3: Conv1d,
+    bn_mid_3: BatchNorm,
+    bn_pool: BatchNorm,
+    dense: Linear,
+    bn_dense: BatchNorm,
+    tags: Linear,
+}
+
+fn bn(n: usize, device: &Device) -> BatchNorm {
+    BatchNormConfig::new(n)
+        .with_epsilon(BN_EPSILON)
+        .init(device)
+}
+
+fn conv2d(out: usize, kernel: [usize; 2], pad: PaddingConfig2d, device: &Device) -> Conv2d {
+    Conv2dConfig::new([1, out], kernel)
+        .with_padding(pad)
+        .init(device)
+}
+
+fn conv1d(inp: usize, device: &Device) -> Conv1d {
+    Conv1dConfig::new(inp, 64, 7)
+        .with_padding(PaddingConfig1d::Explicit(3, 3))
+        .init(device)
+}
+
+/// Outputs for a batch of patches.
+#[derive(Debug, Clone)]
+pub struct MusicnnOutput {
+    /// `[B, 200]` embeddings.
+    pub penultimate: Tensor<2>,
+    /// `[B, 50]` tag probabilities.
+    pub tags: Tensor<2>,
+    /// `[B, 753]` max-pooled mid-level features.
+    pub max_pool: Tensor<2>,
+}
+
+impl Musicnn {
+    /// A randomly initialised network (load weights with [`Backbone::load`]).
+    pub fn init(device: &Device) -> Self {
+        Self {
+            bn_input: bn(1, device),
+            timbral_38: conv2d(204, [7, 38], PaddingConfig2d::Explicit(3, 0, 3, 0), device),
+            bn_timbral_38: bn(204, device),
+            timbral_67: conv2d(204, [7, 67], PaddingConfig2d::Explicit(3, 0, 3, 0), device),
+            bn_timbral_67: bn(204, device),
+            temporal_128: conv2d(
+                51,
+                [128, 1],
+                PaddingConfig2d::Explicit(63, 0, 64, 0),
+                device,
+            ),
+            bn_temporal_128: bn(51, device),
+            temporal_64: conv2d(51, [64, 1], PaddingConfig2d::Explicit(31, 0, 32, 0), device),
+            bn_temporal_64: bn(51, device),
+            temporal_32: conv2d(51, [32, 1], PaddingConfig2d::Explicit(15, 0, 16, 0), device),
+            bn_temporal_32: bn(51, device),
+            mid_1: conv1d(561, device),
+            bn_mid_1: bn(64, device),
+            mid_2: conv1d(64, device),
+            bn_mid_2: bn(64, device),
+            mid_3: conv1d(64, device),
+            bn_mid_3: bn(64, device),
+            bn_pool: bn(2 * POOL_DIM, device),
+            dense: LinearConfig::new(2 * POOL_DIM, EMBED_DIM).init(device),
+            bn_dense: bn(EMBED_DIM, device),
+            tags: LinearConfig::new(EMBED_DIM, N_TAGS).init(device),
+        }
+    }
+
+    /// Build from TensorFlow-named tensors (`conv2d/kernel`, `batch_normalization_3/gamma`, …)
+    /// in TF layouts, as found in the musicnn checkpoint or `msd_musicnn_weights.npz`.
+    pub fn from_tf_tensors(
+        tensors: &BTreeMap<String, (Vec<usize>, Vec<f32>)>,
+        device: &Device,
+    ) -> Result<Self, ModelError> {
+        let get = |name: &str| -> Result<&(Vec<usize>, Vec<f32>), ModelError> {
+            tensors
+                .get(name)
+                .ok_or_else(|| ModelError::Other(format!("missing tensor {name}")))
+        };
+        let tensor1 = |name: &str| -> Result<Tensor<1>, ModelError> {
+            let (shape, v) = get(name)?;
+            Ok(Tensor::from_data(
+                TensorData::new(v.clone(), [shape.iter().product::<usize>()]),
+                device,
+            ))
+        };
+        let load_bn = |layer: BatchNorm, name: &str| -> Result<BatchNorm, ModelError> {
+            Ok(BatchNorm {
+                gamma: Param::from_tensor(tensor1(&format!("{name}/gamma"))?),
+                beta: Param::from_tensor(tensor1(&format!("{name}/beta"))?),
+                running_mean: RunningState::new(tensor1(&format!("{name}/moving_mean"))?),
+                running_var: RunningState::new(tensor1(&format!("{name}/moving_variance"))?),
+                ..layer
+            })
+        };
+        // TF [kh, kw, in, out] -> burn [out, in, kh, kw].
+        let load_conv2d = |layer: Conv2d, name: &str| -> Result<Conv2d, ModelError> {
+            let (shape, v) = get(&format!("{name}/kernel"))?;
+            let [kh, kw, cin, cout] = shape[..] else {
+                return Err(ModelError::Other(format!("{name}: expected a 4-d kernel")));
+            };
+            let k: Tensor<4> =
+                Tensor::from_data(TensorData::new(v.clone(), [kh, kw, cin, cout]), device);
+            Ok(Conv2d {
+                weight: Param::from_tensor(k.permute([3, 2, 0, 1])),
+                bias: Some(Param::from_tensor(tensor1(&format!("{name}/bias"))?)),
+                ..layer
+            })
+        };
+        // TF [7, C, 1, 64] (a 2-D conv over time x channels) -> burn Conv1d [64, C, 7].
+        let load_conv1d = |layer: Conv1d, name: &str| -> Result<Conv1d, ModelError> {
+            let (shape, v) = get(&format!("{name}/kernel"))?;
+            let [k, c, one, cout] = shape[..] else {
+                return Err(ModelError::Other(format!("{name}: expected a 4-d kernel")));
+            };
+            if one != 1 {
+                return Err(ModelError::Other(format!(
+                    "{name}: unexpected kernel shape {shape:?}"
+                )));
+            }
+            let w: Tensor<3> = Tensor::from_data(TensorData::new(v.clone(), [k, c, cout]), device);
+            Ok(Conv1d {
+                weight: Param::from_tensor(w.permute([2, 1, 0])),
+                bias: Some(Param::from_tensor(tensor1(&format!("{name}/bias"))?)),
+                ..layer
+            })
+        };
+        let load_linear = |name: &str| -> Result<Linear, ModelError> {
+            let (shape, v) = get(&format!("{name}/kernel"))?;
+            let w: Tensor<2> =
+                Tensor::from_data(TensorData::new(v.clone(), [shape[0], shape[1]]), device);
+            Ok(Linear {
+                weight: Param::from_tensor(w),
+                bias: Some(Param::from_tensor(tensor1(&format!("{name}/bias"))?)),
+            })
+        };
+        let m = Self::init(device);
+        Ok(Self {
+            bn_input: load_bn(m.bn_input, "batch_normalization")?,
+            timbral_38: load_conv2d(m.timbral_38, "conv2d")?,
+            bn_timbral_38: load_bn(m.bn_timbral_38, "batch_normalization_1")?,
+            timbral_67: load_conv2d(m.timbral_67, "conv2d_1")?,
+            bn_timbral_67: load_bn(m.bn_timbral_67, "batch_normalization_2")?,
+            temporal_128: load_conv2d(m.temporal_128, "conv2d_2")?,
+            bn_temporal_128: load_bn(m.bn_temporal_128, "batch_normalization_3")?,
+            temporal_64: load_conv2d(m.temporal_64, "conv2d_3")?,
+            bn_temporal_64: load_bn(m.bn_temporal_64, "batch_normalization_4")?,
+            temporal_32: load_conv2d(m.temporal_32, "conv2d_4")?,
+            bn_temporal_32: load_bn(m.bn_temporal_32, "batch_normalization_5")?,
+            mid_1: load_conv1d(m.mid_1, "conv2d_5")?,
+            bn_mid_1: load_bn(m.bn_mid_1, "batch_normalization_6")?,
+            mid_2: load_conv1d(m.mid_2, "conv2d_6")?,
+            bn_mid_2: load_bn(m.bn_mid_2, "batch_normalization_7")?,
+            mid_3: load_conv1d(m.mid_3, "conv2d_7")?,
+            bn_mid_3: load_bn(m.bn_mid_3, "batch_normalization_8")?,
+            bn_pool: load_bn(m.bn_pool, "batch_normalization_9")?,
+            dense: load_linear("dense")?,
+            bn_dense: load_bn(m.bn_dense, "batch_normalization_10")?,
+            tags: load_linear("dense_1")?,
+        })
+    }
+}
+
+fn bn_scale_positive(b: &BatchNorm) -> bool {
+    // scale = gamma / sqrt(var + eps); only gamma's sign matters.
+    b.gamma
+        .val()
+        .into_data()
+        .try_to_vec::<f32>()
+        .map(|g| g.iter().all(|&x| x >= 0.0))
+        .unwrap_or(false)
+}
+
+/// The loaded backbone: network plus the per-branch fusion decisions, on one device.
+#[derive(Debug, Clone)]
+pub struct Backbone {
+    net: Musicnn,
+    fuse: [bool; 5],
+    device: Device,
+}
+
+impl Backbone {
+    /// Wrap a network, deciding where max-before-ReLU/BN fusion is exact.
+    pub fn new(net: Musicnn, device: Device) -> Self {
+        let fuse = [
+            bn_scale_positive(&net.bn_timbral_38),
+            bn_scale_positive(&net.bn_timbral_67),
+            bn_scale_positive(&net.bn_temporal_128),
+            bn_scale_positive(&net.bn_temporal_64),
+            bn_scale_positive(&net.bn_temporal_32),
+        ];
+        Self { net, fuse, device }
+    }
+
+    /// Load a burnpack record written by `genretag convert-musicnn`.
+    pub fn load(path: &Path, device: &Device) -> Result<Self, ModelError> {
+        if !path.exists() {
+            return Err(ModelError::Io {
+                path: path.to_path_buf(),
+                source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
+            });
+        }
+        let net = Musicnn::init(device)
+            .try_load_file(path)
+            .map_err(|e| ModelError::Format {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            })?;
+        Ok(Self::new(net, device.clone()))
+    }
+
+    /// The network.
+    pub fn net(&self) -> &Musicnn {
+        &self.net
+    }
+
+    /// The device the weights live on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Run a batch of log-mel patches.
+    ///
+    /// `patches`: `[B, 187, 96]` (time, mel). Returns `[B, 200]`, `[B, 50]`, `[B, 753]`.
+    pub fn forward(&self, patches: Tensor<3>) -> MusicnnOutput {
+        let n = &self.net;
+        let x = n.bn_input.forward(patches.unsqueeze_dim::<4>(1)); // [B, 1, 187, 96]
+
+        // Conv, then max over the mel axis, with ReLU+BN applied where exact.
+        let branch = |conv: &Conv2d, norm: &BatchNorm, fuse: bool, x: Tensor<4>| -> Tensor<3> {
+            let y = conv.forward(x);
+            if fuse {
+                let m: Tensor<3> = y.max_dim(3).squeeze_dim(3);
+                norm.forward(relu(m))
+            } else {
+                norm.forward(relu(y)).max_dim(3).squeeze_dim(3)
+            }
+        };
+        let f0 = Tensor::cat(
+            vec![
+                branch(&n.timbral_38, &n.bn_timbral_38, self.fuse[0], x.clone()),
+                branch(&n.timbral_67, &n.bn_timbral_67, self.fuse[1], x.clone()),
+                branch(&n.temporal_128, &n.bn_temporal_128, self.fuse[2], x.clone()),
+                branch(&n.temporal_64, &n.bn_temporal_64, self.fuse[3], x.clone()),
+                branch(&n.temporal_32, &n.bn_temporal_32, self.fuse[4], x),
+            ],
+            1,
+        ); // [B, 561, 187]
+
+        let m1 = n.bn_mid_1.forward(relu(n.mid_1.forward(f0.clone())));
+        let m2 = n.bn_mid_2.forward(relu(n.mid_2.forward(m1.clone()))) + m1.clone();
+        let m3 = n.bn_mid_3.forward(relu(n.mid_3.forward(m2.clone()))) + m2.clone();
+        let all = Tensor::cat(vec![f0, m1, m2, m3], 1); // [B, 753, 187]
+
+        let [b, c, _] = all.dims();
+        let max: Tensor<3> = all.clone().max_dim(2); // [B, 753, 1]
+        let mean: Tensor<3> = all.mean_dim(2);
+        // Interleave [max_0, mean_0, max_1, mean_1, …] as TF's flatten does.
+        let pooled: Tensor<2> = Tensor::cat(vec![max.clone(), mean], 2).reshape([b, 2 * c]);
+        let pooled = n.bn_pool.forward(pooled);
+        let penultimate = n.bn_dense.forward(relu(n.dense.forward(pooled)));
+        let tags = sigmoid(n.tags.forward(penultimate.clone()));
+        MusicnnOutput {
+            penultimate,
+            tags,
+            max_pool: max.squeeze_dim(2),
+        }
+    }
+
+    /// Run patches given as a flat frame-major buffer (`n * 187 * 96` values), in batches of
+    /// `batch`. Returns per-patch (embedding, tags).
+    pub fn embed_patches(&self, patches: &[f32], batch: usize) -> Vec<(Vec<f32>, Vec<f32>)> {
+        let per = PATCH_FRAMES * N_MELS;
+        let n = patches.len() / per;
+        let mut out = Vec::with_capacity(n);
+        let mut start = 0;
+        while start < n {
+            let b = batch.max(1).min(n - start);
+            let data = patches[start * per..(start + b) * per].to_vec();
+            let x: Tensor<3> = Tensor::from_data(
+                TensorData::new(data, [b, PATCH_FRAMES, N_MELS]),
+                &self.device,
+            );
+            let y = self.forward(x);
+            let emb = y
+                .penultimate
+                .into_data()
+                .try_to_vec::<f32>()
+                .unwrap_or_default();
+            let tags = y.tags.into_data().try_to_vec::<f32>().unwrap_or_default();
+            for i in 0..b {
+                out.push((
+                    emb[i * EMBED_DIM..(i + 1) * EMBED_DIM].to_vec(),
+                    tags[i * N_TAGS..(i + 1) * N_TAGS].to_vec(),
+                ));
+            }
+            start += b;
+        }
+        out
+    }
+}

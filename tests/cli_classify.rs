@@ -1,0 +1,101 @@
+//! `genretag classify` as a user runs it: real binary, real files, JSON schema, exit codes.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::common::{write_au_sine, write_wav_sine};
+
+fn genretag() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_genretag"))
+}
+
+#[test]
+fn issue2_classify_json_reports_each_file_and_continues_past_bad_ones() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_wav_sine(&dir.path().join("a_tone.wav"), 220.0, 22_050, 7.0);
+    write_au_sine(&dir.path().join("b_tone.au"), 330.0, 22_050, 4.0, 1);
+    std::fs::write(dir.path().join("c_broken.mp3"), "not audio ".repeat(100)).expect("write");
+    let out = genretag()
+        .args(["classify", "--json", "--segments", "--all-patches"])
+        .arg(dir.path())
+        .output()
+        .expect("runs");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
+    assert_eq!(v["schema"], "genretag.classify/1");
+    assert_eq!(v["labels"].as_array().map(Vec::len), Some(10));
+    assert_eq!(v["summary"]["ok"], 2);
+    assert_eq!(v["summary"]["failed"], 1);
+    let tracks = v["tracks"].as_array().expect("tracks");
+    assert_eq!(tracks.len(), 3);
+    let bad = &tracks[2];
+    assert_eq!(bad["ok"], false);
+    assert!(
+        bad["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("c_broken.mp3")),
+        "{bad}"
+    );
+    for t in &tracks[..2] {
+        assert_eq!(t["ok"], true, "{t}");
+        let genres = t["genres"].as_array().expect("genres");
+        assert_eq!(genres.len(), 3);
+        let p: Vec<f64> = genres
+            .iter()
+            .map(|g| g["probability"].as_f64().expect("p"))
+            .collect();
+        assert!(p.windows(2).all(|w| w[0] >= w[1]), "sorted: {p:?}");
+        assert!(p.iter().sum::<f64>() <= 1.0 + 1e-5);
+        assert_eq!(t["tags"].as_array().map(Vec::len), Some(5));
+        assert!(t["segments"].is_array());
+    }
+    // 7 s at 16 kHz: 1 + 112000/256 = 438 frames -> 2 whole 3 s patches.
+    assert_eq!(tracks[0]["patches"], serde_json::json!([2, 2]));
+    assert_eq!(tracks[0]["segments"].as_array().map(Vec::len), Some(2));
+    // 4 s: one patch.
+    assert_eq!(tracks[1]["patches"], serde_json::json!([1, 1]));
+}
+
+#[test]
+fn issue2_classify_text_and_exit_codes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let wav = dir.path().join("tone.wav");
+    write_wav_sine(&wav, 440.0, 44_100, 3.5);
+    let out = genretag().arg("classify").arg(&wav).output().expect("runs");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("tone.wav") && text.contains("genre:") && text.contains("style:"),
+        "{text}"
+    );
+
+    // A model that does not exist is fatal.
+    let out = genretag()
+        .args(["classify", "--model", "/nonexistent/head.json"])
+        .arg(&wav)
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("head.json"));
+
+    // An empty folder has nothing to do: fatal too.
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).expect("mkdir");
+    let out = genretag()
+        .arg("classify")
+        .arg(&empty)
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -1,0 +1,135 @@
+//! Decoding real files of every supported format, and bad input.
+
+use genretag::audio::{self, read_mono};
+use genretag::error::DecodeError;
+
+use crate::common::{dominant_hz, ffmpeg, have, write_au_sine, write_wav_sine};
+
+#[test]
+fn every_format_decodes_to_the_right_tone() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let wav = dir.path().join("tone.wav");
+    write_wav_sine(&wav, 440.0, 44_100, 2.0);
+    let au = dir.path().join("tone.au");
+    write_au_sine(&au, 440.0, 22_050, 2.0, 2);
+    let mut cases = vec![(wav.clone(), 2.0f64), (au, 2.0)];
+    if have("ffmpeg") {
+        for (name, args, secs) in [
+            ("tone.flac", vec![], 2.0),
+            ("tone.mp3", vec!["-c:a", "libmp3lame", "-b:a", "128k"], 2.0),
+            ("tone.ogg", vec!["-c:a", "libvorbis"], 2.0),
+            ("tone_f32.wav", vec!["-c:a", "pcm_f32le"], 2.0),
+            ("tone.aiff", vec![], 2.0),
+            ("tone.m4a", vec!["-c:a", "aac", "-b:a", "128k"], 2.0),
+            ("tone_stereo.flac", vec!["-ac", "2"], 2.0),
+        ] {
+            let dst = dir.path().join(name);
+            assert!(ffmpeg(&wav, &dst, &args), "ffmpeg could not make {name}");
+            cases.push((dst, secs));
+        }
+    }
+    for (path, secs) in cases {
+        let (x, info) = read_mono(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let dur = x.len() as f64 / info.sample_rate_hz as f64;
+        // AAC and MP3 carry encoder padding: allow a little extra.
+        assert!((dur - secs).abs() < 0.12, "{}: {dur} s", path.display());
+        let f = dominant_hz(&x, info.sample_rate_hz);
+        assert!(
+            (f - 440.0).abs() < 15.0,
+            "{}: peak at {f} Hz",
+            path.display()
+        );
+        assert!(x.iter().all(|v| v.is_finite() && v.abs() <= 1.01));
+    }
+}
+
+#[test]
+fn bad_input_gives_typed_errors_naming_the_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let text = dir.path().join("notes.mp3");
+    std::fs::write(
+        &text,
+        "this is not audio at all, just some words ".repeat(50),
+    )
+    .expect("write");
+    let empty = dir.path().join("empty.flac");
+    std::fs::write(&empty, b"").expect("write");
+    let missing = dir.path().join("missing.wav");
+
+    let err = read_mono(&text).expect_err("text is not audio");
+    assert!(
+        matches!(
+            err,
+            DecodeError::Unsupported { .. } | DecodeError::Malformed { .. }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("notes.mp3"), "{err}");
+    assert!(matches!(read_mono(&empty), Err(DecodeError::Empty { .. })));
+    let err = read_mono(&missing).expect_err("missing");
+    assert!(matches!(err, DecodeError::Io { .. }));
+    assert!(err.to_string().ends_with("missing.wav"), "{err}");
+    let err = read_mono(dir.path()).expect_err("a directory");
+    assert!(err.to_string().contains("directory"), "{err}");
+}
+
+#[test]
+fn truncated_and_corrupt_files_keep_the_good_audio() {
+    if !have("ffmpeg") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let wav = dir.path().join("tone.wav");
+    write_wav_sine(&wav, 440.0, 44_100, 4.0);
+    for (name, args) in [
+        ("t.mp3", vec!["-c:a", "libmp3lame"]),
+        ("t.flac", vec![]),
+        ("t.ogg", vec!["-c:a", "libvorbis"]),
+    ] {
+        let enc = dir.path().join(name);
+        assert!(ffmpeg(&wav, &enc, &args));
+        let bytes = std::fs::read(&enc).expect("read");
+
+        // Truncated at 60%: the first part still decodes.
+        let cut = dir.path().join(format!("cut_{name}"));
+        std::fs::write(&cut, &bytes[..bytes.len() * 6 / 10]).expect("write");
+        let (x, info) = read_mono(&cut).unwrap_or_else(|e| panic!("{name} truncated: {e}"));
+        let dur = x.len() as f64 / info.sample_rate_hz as f64;
+        assert!(dur > 1.5, "{name} truncated: only {dur} s");
+
+        // Garbage in the middle: audio before and after it survives.
+        let mut bad = bytes.clone();
+        let mid = bad.len() / 2;
+        for b in &mut bad[mid..mid + 2000] {
+            *b = 0x5a;
+        }
+        let corrupt = dir.path().join(format!("corrupt_{name}"));
+        std::fs::write(&corrupt, &bad).expect("write");
+        match read_mono(&corrupt) {
+            Ok((x, info)) => {
+                let dur = x.len() as f64 / info.sample_rate_hz as f64;
+                assert!(dur > 2.5, "{name} corrupt: only {dur} s survived");
+            }
+            // FLAC/Ogg may refuse to resync past the damage; the error must still name the file.
+            Err(e) => assert!(e.to_string().contains("corrupt_"), "{e}"),
+        }
+    }
+}
+
+#[test]
+fn opus_is_reported_as_unsupported() {
+    if !have("ffmpeg") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let wav = dir.path().join("tone.wav");
+    write_wav_sine(&wav, 440.0, 48_000, 1.0);
+    let opus = dir.path().join("tone.opus");
+    if !ffmpeg(&wav, &opus, &["-c:a", "libopus"]) {
+        eprintln!("SKIP: ffmpeg has no libopus");
+        return;
+    }
+    let err = audio::open(&opus).err().expect("opus is not decodable");
+    assert!(matches!(err, DecodeError::Unsupported { .. }), "{err}");
+    assert!(err.to_string().contains("Opus"), "{err}");
+}
