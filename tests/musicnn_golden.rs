@@ -176,3 +176,17 @@ fn end_to_end_embeddings_close_to_tensorflow() {
         worst.1
     );
 }
+
+#[test]
+fn cpu_fast_front_end_equals_burn_convolutions() {
+    let Some(g) = golden() else { return };
+    let device = Device::flex();
+    let fast =
+        Backbone::load(&find_model(BACKBONE_FILE).expect("shipped"), &device).expect("loads");
+    let plain = fast.clone().without_fast_path();
+    let patches = &g["patches"].f32s().expect("patches")[..3 * 187 * 96];
+    let (a, b) = (run(&fast, patches), run(&plain, patches));
+    let (d_pen, d_tags) = (max_abs_diff(&a.0, &b.0), max_abs_diff(&a.1, &b.1));
+    eprintln!("fast vs burn front end: penultimate {d_pen:.2e}, tags {d_tags:.2e}");
+    assert!(d_pen < 1e-4 && d_tags < 1e-5);
+}

@@ -419,7 +419,7 @@ pub fn run(args: TrainArgs, device: &Device) -> anyhow::Result<u8> {
     let ours = standard_protocols(&clips, args.kind, args.repeats, device)?;
     print_table("musicnn (this port) penultimate -> head:", &ours);
     let mut report = serde_json::json!({
-        "data": args.data.display().to_string(),
+        "data": args.data.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default(),
         "kind": args.kind,
         "ours": ours,
     });

@@ -5,6 +5,7 @@
 
 pub mod cv;
 pub mod device;
+pub mod frontend;
 pub mod head;
 pub mod musicnn;
 pub mod npy;

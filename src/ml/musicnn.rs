@@ -6,12 +6,12 @@
 //! sigmoid tag probabilities (the Million Song Dataset's Last.fm tags).
 //!
 //! Each block is conv -> ReLU -> batch norm. Where the front end then takes a
-//! max over frequency, we take the max of the conv output first and apply
-//! ReLU and batch norm to the 204/51 maxima only: both are monotone
-//! non-decreasing per channel when the batch-norm scale is positive, so the
-//! result is bit-identical and we skip two passes over the largest tensor.
-//! A channel with a negative scale would flip that; [`Backbone`] checks the
-//! weights once and falls back to the plain order if any scale is negative.
+//! max over frequency, we reduce the conv output first and apply ReLU and
+//! batch norm to the 204/51 maxima only: both are monotone per channel, so the
+//! result is the same and the largest activations never reach memory. On the
+//! CPU the front end runs through [`super::frontend`]'s fused kernels; on other
+//! devices through burn's convolutions (with the plain order where a batch-norm
+//! scale is negative).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -24,6 +24,7 @@ use burn::nn::{
 use burn::tensor::activation::{relu, sigmoid};
 use burn::tensor::{Device, Tensor, TensorData};
 
+use super::frontend::ConvMax;
 use crate::error::ModelError;
 
 /// Frames per patch (3 s at 16 kHz, hop 256).
@@ -276,35 +277,83 @@ impl Musicnn {
     }
 }
 
-fn bn_scale_positive(b: &BatchNorm) -> bool {
-    // scale = gamma / sqrt(var + eps); only gamma's sign matters.
+fn bn_negative_scale(b: &BatchNorm) -> Vec<bool> {
+    // scale = gamma / sqrt(var + eps): only gamma's sign matters.
     b.gamma
         .val()
         .into_data()
         .try_to_vec::<f32>()
-        .map(|g| g.iter().all(|&x| x >= 0.0))
-        .unwrap_or(false)
+        .map(|g| g.iter().map(|&x| x < 0.0).collect())
+        .unwrap_or_default()
 }
 
-/// The loaded backbone: network plus the per-branch fusion decisions, on one device.
+fn conv_max(conv: &Conv2d, norm: &BatchNorm, pad_before: usize) -> Option<ConvMax> {
+    let [cout, _, kt, km] = conv.weight.val().dims();
+    let weight = conv.weight.val().into_data().try_to_vec::<f32>().ok()?;
+    let bias = conv
+        .bias
+        .as_ref()?
+        .val()
+        .into_data()
+        .try_to_vec::<f32>()
+        .ok()?;
+    Some(ConvMax::new(
+        &weight,
+        bias,
+        [cout, kt, km],
+        pad_before,
+        bn_negative_scale(norm),
+    ))
+}
+
+/// The loaded backbone: network, the CPU front-end kernels, and its device.
 #[derive(Debug, Clone)]
 pub struct Backbone {
     net: Musicnn,
+    /// Per front-end branch: may the burn path reduce before ReLU/BN (all scales >= 0)?
     fuse: [bool; 5],
+    /// Fused conv+max kernels for the CPU, or `None` to run everything through burn.
+    fast: Option<Vec<ConvMax>>,
     device: Device,
 }
 
 impl Backbone {
-    /// Wrap a network, deciding where max-before-ReLU/BN fusion is exact.
+    /// Wrap a network. On the CPU (burn-flex) the front end runs through [`ConvMax`];
+    /// elsewhere (burn-wgpu) through burn's own convolutions.
     pub fn new(net: Musicnn, device: Device) -> Self {
         let fuse = [
-            bn_scale_positive(&net.bn_timbral_38),
-            bn_scale_positive(&net.bn_timbral_67),
-            bn_scale_positive(&net.bn_temporal_128),
-            bn_scale_positive(&net.bn_temporal_64),
-            bn_scale_positive(&net.bn_temporal_32),
-        ];
-        Self { net, fuse, device }
+            &net.bn_timbral_38,
+            &net.bn_timbral_67,
+            &net.bn_temporal_128,
+            &net.bn_temporal_64,
+            &net.bn_temporal_32,
+        ]
+        .map(|b| !bn_negative_scale(b).contains(&true));
+        let fast = (device == Device::flex())
+            .then(|| {
+                [
+                    conv_max(&net.timbral_38, &net.bn_timbral_38, 3),
+                    conv_max(&net.timbral_67, &net.bn_timbral_67, 3),
+                    conv_max(&net.temporal_128, &net.bn_temporal_128, 63),
+                    conv_max(&net.temporal_64, &net.bn_temporal_64, 31),
+                    conv_max(&net.temporal_32, &net.bn_temporal_32, 15),
+                ]
+                .into_iter()
+                .collect::<Option<Vec<_>>>()
+            })
+            .flatten();
+        Self {
+            net,
+            fuse,
+            fast,
+            device,
+        }
+    }
+
+    /// Force the pure-burn front end (for comparisons and tests).
+    pub fn without_fast_path(mut self) -> Self {
+        self.fast = None;
+        self
     }
 
     /// Load a burnpack record written by `genretag convert-musicnn`.
@@ -340,27 +389,55 @@ impl Backbone {
     pub fn forward(&self, patches: Tensor<3>) -> MusicnnOutput {
         let n = &self.net;
         let x = n.bn_input.forward(patches.unsqueeze_dim::<4>(1)); // [B, 1, 187, 96]
+        let norms = [
+            &n.bn_timbral_38,
+            &n.bn_timbral_67,
+            &n.bn_temporal_128,
+            &n.bn_temporal_64,
+            &n.bn_temporal_32,
+        ];
 
-        // Conv, then max over the mel axis, with ReLU+BN applied where exact.
-        let branch = |conv: &Conv2d, norm: &BatchNorm, fuse: bool, x: Tensor<4>| -> Tensor<3> {
-            let y = conv.forward(x);
-            if fuse {
-                let m: Tensor<3> = y.max_dim(3).squeeze_dim(3);
-                norm.forward(relu(m))
-            } else {
-                norm.forward(relu(y)).max_dim(3).squeeze_dim(3)
-            }
-        };
-        let f0 = Tensor::cat(
-            vec![
-                branch(&n.timbral_38, &n.bn_timbral_38, self.fuse[0], x.clone()),
-                branch(&n.timbral_67, &n.bn_timbral_67, self.fuse[1], x.clone()),
-                branch(&n.temporal_128, &n.bn_temporal_128, self.fuse[2], x.clone()),
-                branch(&n.temporal_64, &n.bn_temporal_64, self.fuse[3], x.clone()),
-                branch(&n.temporal_32, &n.bn_temporal_32, self.fuse[4], x),
-            ],
-            1,
-        ); // [B, 561, 187]
+        let f0 = if let Some(kernels) = &self.fast {
+            let [b, _, t, m] = x.dims();
+            let data = x.into_data().try_to_vec::<f32>().unwrap_or_default();
+            let branches = kernels
+                .iter()
+                .zip(norms)
+                .map(|(k, norm)| {
+                    let y: Tensor<3> = Tensor::from_data(
+                        TensorData::new(k.forward(&data, b, t, m), [b, k.channels(), t]),
+                        &self.device,
+                    );
+                    norm.forward(relu(y))
+                })
+                .collect();
+            Tensor::cat(branches, 1)
+        } else {
+            // Conv, then max over the mel axis, with ReLU+BN applied after where exact.
+            let branch = |conv: &Conv2d, norm: &BatchNorm, fuse: bool, x: Tensor<4>| -> Tensor<3> {
+                let y = conv.forward(x);
+                if fuse {
+                    let m: Tensor<3> = y.max_dim(3).squeeze_dim(3);
+                    norm.forward(relu(m))
+                } else {
+                    norm.forward(relu(y)).max_dim(3).squeeze_dim(3)
+                }
+            };
+            let convs = [
+                &n.timbral_38,
+                &n.timbral_67,
+                &n.temporal_128,
+                &n.temporal_64,
+                &n.temporal_32,
+            ];
+            let branches = convs
+                .into_iter()
+                .zip(norms)
+                .zip(self.fuse)
+                .map(|((conv, norm), fuse)| branch(conv, norm, fuse, x.clone()))
+                .collect();
+            Tensor::cat(branches, 1)
+        }; // [B, 561, 187]
 
         let m1 = n.bn_mid_1.forward(relu(n.mid_1.forward(f0.clone())));
         let m2 = n.bn_mid_2.forward(relu(n.mid_2.forward(m1.clone()))) + m1.clone();
