@@ -80,6 +80,18 @@ fn issue2_classify_text_and_exit_codes() {
         "{text}"
     );
 
+    // An explicit model path (here the shipped head, by its .json) gives the same answer.
+    let model = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/genre_head.json");
+    let again = genretag()
+        .arg("classify")
+        .arg("--model")
+        .arg(&model)
+        .arg(&wav)
+        .output()
+        .expect("runs");
+    assert_eq!(again.status.code(), Some(0));
+    assert_eq!(again.stdout, out.stdout);
+
     // A model that does not exist is fatal.
     let out = genretag()
         .args(["classify", "--model", "/nonexistent/head.json"])

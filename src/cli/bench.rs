@@ -28,6 +28,10 @@ pub struct BenchArgs {
     /// Reference timings (JSON written by scripts/musicnn_reference.py).
     #[arg(long)]
     pub reference: Option<PathBuf>,
+    /// Run the front end through burn's generic convolutions instead of the fused CPU kernels
+    /// (to measure what the fast path buys).
+    #[arg(long)]
+    pub burn_front_end: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -56,7 +60,10 @@ fn median(v: &mut [f64]) -> f64 {
 
 /// Run `bench`.
 pub fn run(args: BenchArgs, device: &Device) -> anyhow::Result<u8> {
-    let analyzer = Analyzer::load(None, device)?;
+    let mut analyzer = Analyzer::load(None, device)?;
+    if args.burn_front_end {
+        analyzer.backbone = analyzer.backbone.without_fast_path();
+    }
     let (files, _) = super::files::collect(std::slice::from_ref(&args.data));
     anyhow::ensure!(!files.is_empty(), "no audio under {}", args.data.display());
     let sample: Vec<PathBuf> = files

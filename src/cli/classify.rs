@@ -120,6 +120,33 @@ pub struct Summary {
     pub failed: usize,
 }
 
+fn top(ranked: Vec<(&str, f32)>, k: usize) -> Vec<Scored> {
+    ranked
+        .into_iter()
+        .take(k)
+        .map(|(label, probability)| Scored {
+            label: label.to_string(),
+            probability,
+        })
+        .collect()
+}
+
+impl JsonTrack {
+    fn failed(path: &std::path::Path, error: String) -> Self {
+        Self {
+            path: path.display().to_string(),
+            ok: false,
+            error: Some(error),
+            duration_s: None,
+            patches: None,
+            genres: Vec::new(),
+            tags: Vec::new(),
+            segments: None,
+            warnings: Vec::new(),
+        }
+    }
+}
+
 fn to_json(a: &TrackAnalysis, args: &ClassifyArgs) -> JsonTrack {
     let mut warnings = Vec::new();
     if a.skipped_packets > 0 {
@@ -134,24 +161,8 @@ fn to_json(a: &TrackAnalysis, args: &ClassifyArgs) -> JsonTrack {
         error: None,
         duration_s: Some((a.duration_s * 1000.0).round() / 1000.0),
         patches: Some([a.segments.len(), a.total_patches]),
-        genres: a
-            .ranked_genres()
-            .into_iter()
-            .take(args.top_k)
-            .map(|(l, p)| Scored {
-                label: l.to_string(),
-                probability: p,
-            })
-            .collect(),
-        tags: a
-            .ranked_tags()
-            .into_iter()
-            .take(args.tags)
-            .map(|(l, p)| Scored {
-                label: l.to_string(),
-                probability: p,
-            })
-            .collect(),
+        genres: top(a.ranked_genres(), args.top_k),
+        tags: top(a.ranked_tags(), args.tags),
         segments: args.segments.then(|| {
             a.segments
                 .iter()
@@ -253,17 +264,7 @@ pub fn run(args: ClassifyArgs, device: &Device) -> anyhow::Result<u8> {
 
     let mut tracks: Vec<JsonTrack> = walk_errors
         .into_iter()
-        .map(|(p, e)| JsonTrack {
-            path: p.display().to_string(),
-            ok: false,
-            error: Some(format!("cannot read: {e}")),
-            duration_s: None,
-            patches: None,
-            genres: Vec::new(),
-            tags: Vec::new(),
-            segments: None,
-            warnings: Vec::new(),
-        })
+        .map(|(p, e)| JsonTrack::failed(&p, format!("cannot read ({e}): {}", p.display())))
         .collect();
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
@@ -280,17 +281,7 @@ pub fn run(args: ClassifyArgs, device: &Device) -> anyhow::Result<u8> {
         );
         let track = match patches {
             Ok(p) => to_json(&analyzer.analyze_patches(&path, p, opts.batch), &args),
-            Err(e) => JsonTrack {
-                path: path.display().to_string(),
-                ok: false,
-                error: Some(e.to_string()),
-                duration_s: None,
-                patches: None,
-                genres: Vec::new(),
-                tags: Vec::new(),
-                segments: None,
-                warnings: Vec::new(),
-            },
+            Err(e) => JsonTrack::failed(&path, e.to_string()),
         };
         if !args.json {
             progress.suspend(|| print_text(&track, &mut out))?;

@@ -207,7 +207,10 @@ mod tests {
     use super::*;
 
     /// Direct, obviously-correct reference.
-    #[expect(clippy::too_many_arguments, reason = "a test oracle mirroring the kernel's inputs")]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "a test oracle mirroring the kernel's inputs"
+    )]
     fn naive(
         x: &[f32],
         t: usize,
