@@ -7,7 +7,7 @@ use genretag::analysis::{BACKBONE_FILE, PatchOptions, extract_patches, find_mode
 use genretag::dsp::features::musicnn_log_mel;
 use genretag::dsp::{MelFilterbank, PowerStft};
 use genretag::ml::npy::{NpyArray, read_npz};
-use genretag::ml::{Backbone, Musicnn};
+use genretag::ml::{Backbone, GenreHead, Musicnn};
 
 use crate::common::shared;
 
@@ -137,8 +137,9 @@ fn end_to_end_embeddings_close_to_tensorflow() {
     let backbone =
         Backbone::load(&find_model(BACKBONE_FILE).expect("shipped"), &device).expect("loads");
     let mut worst = (0.0f32, String::new());
-    // Every 9th clip: 20 of 180, all genres, keeps the suite fast.
-    for (i, f) in files.iter().enumerate().step_by(9) {
+    let mut sum = 0.0f32;
+    let (mut ours_all, mut theirs_all) = (Vec::new(), Vec::new());
+    for (i, f) in files.iter().enumerate() {
         let patches = extract_patches(
             &data.join(f),
             &PatchOptions {
@@ -161,14 +162,38 @@ fn end_to_end_embeddings_close_to_tensorflow() {
             .sum::<f32>()
             .sqrt();
         let den: f32 = theirs.iter().map(|b| b * b).sum::<f32>().sqrt();
+        sum += num / den;
         if num / den > worst.0 {
             worst = (num / den, f.clone());
         }
+        ours_all.push(ours);
+        theirs_all.push(theirs.to_vec());
     }
+    // The same genre head on either set of embeddings: how often do the genres agree?
+    let head = GenreHead::load(&find_model("genre_head.json").expect("head"), &device)
+        .expect("head loads");
+    let argmax = |p: &Vec<f32>| {
+        p.iter()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .map(|(i, _)| i)
+    };
+    let agree = head
+        .predict_proba(&ours_all)
+        .iter()
+        .zip(head.predict_proba(&theirs_all).iter())
+        .filter(|(a, b)| argmax(a) == argmax(b))
+        .count();
     eprintln!(
-        "end-to-end: worst relative L2 difference {:.4} ({})",
-        worst.0, worst.1
+        "end-to-end over {} clips: relative L2 difference mean {:.4}, worst {:.4} ({}); \
+         same predicted genre for {agree} of {}",
+        files.len(),
+        sum / files.len() as f32,
+        worst.0,
+        worst.1,
+        files.len()
     );
+    assert_eq!(agree, files.len(), "predicted genres differ");
     assert!(
         worst.0 < 0.05,
         "worst relative difference {} on {}",
