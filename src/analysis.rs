@@ -133,7 +133,22 @@ impl Keeper {
 }
 
 /// Decode `path` and cut the musicnn log-mel patches to analyse.
+///
+/// Never panics: should a decoder library panic on malformed data, that becomes a
+/// [`DecodeError::Malformed`] for this file and a batch goes on with the next one.
 pub fn extract_patches(path: &Path, opts: &PatchOptions) -> Result<Patches, DecodeError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        extract_patches_inner(path, opts)
+    }))
+    .unwrap_or_else(|_| {
+        Err(DecodeError::Malformed {
+            path: path.to_path_buf(),
+            reason: "the decoder crashed on malformed data".into(),
+        })
+    })
+}
+
+fn extract_patches_inner(path: &Path, opts: &PatchOptions) -> Result<Patches, DecodeError> {
     let mut stream = audio::open(path)?;
     let info = stream.info().clone();
     let mut resampler =

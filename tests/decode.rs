@@ -161,3 +161,63 @@ fn ffmpeg_decoded_secs(path: &std::path::Path, rate: u32) -> f64 {
         .expect("ffmpeg runs");
     out.stdout.len() as f64 / 4.0 / rate as f64
 }
+
+#[test]
+fn damaged_files_never_panic() {
+    if !have("ffmpeg") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let wav = dir.path().join("tone.wav");
+    write_wav_sine(&wav, 440.0, 22_050, 3.0);
+    let mut sources = vec![std::fs::read(&wav).expect("read")];
+    for (name, args) in [
+        ("t.mp3", vec!["-c:a", "libmp3lame"]),
+        ("t.flac", vec![]),
+        ("t.ogg", vec!["-c:a", "libvorbis"]),
+        ("t.m4a", vec!["-c:a", "aac"]),
+        ("t.aiff", vec![]),
+    ] {
+        let enc = dir.path().join(name);
+        assert!(ffmpeg(&wav, &enc, &args));
+        sources.push(std::fs::read(&enc).expect("read"));
+    }
+    let exts = ["wav", "mp3", "flac", "ogg", "m4a", "aiff"];
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let opts = genretag::analysis::PatchOptions::default();
+    let mut outcomes = [0usize; 2];
+    for (bytes, ext) in sources.iter().zip(exts) {
+        for trial in 0..12 {
+            let mut b = bytes.clone();
+            if trial % 2 == 0 {
+                b.truncate((next() as usize) % b.len());
+            }
+            for _ in 0..(trial * 3) {
+                let i = (next() as usize) % b.len().max(1);
+                if let Some(x) = b.get_mut(i) {
+                    *x = next() as u8;
+                }
+            }
+            let path = dir.path().join(format!("damaged_{trial}.{ext}"));
+            std::fs::write(&path, &b).expect("write");
+            // Either outcome is fine; a panic (or a hang) is not.
+            match genretag::analysis::extract_patches(&path, &opts) {
+                Ok(_) => outcomes[0] += 1,
+                Err(e) => {
+                    assert!(e.to_string().contains("damaged_"), "{e}");
+                    outcomes[1] += 1;
+                }
+            }
+        }
+    }
+    eprintln!(
+        "damaged files: {} decoded, {} clean errors",
+        outcomes[0], outcomes[1]
+    );
+}
