@@ -75,6 +75,50 @@ pub enum ModelError {
     Other(String),
 }
 
+/// Why reading or writing a file's tags failed. Nothing was changed on disk when a
+/// write returns this.
+#[derive(Debug, thiserror::Error)]
+pub enum TagError {
+    /// The file could not be read, copied or replaced.
+    #[error("cannot access file ({source}): {}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying I/O error.
+        source: std::io::Error,
+    },
+    /// The file is marked read-only.
+    #[error("file is read-only: {}", path.display())]
+    ReadOnly {
+        /// The file.
+        path: PathBuf,
+    },
+    /// We do not write tags to this format.
+    #[error("cannot write tags to this format ({reason}): {}", path.display())]
+    Unsupported {
+        /// The file.
+        path: PathBuf,
+        /// Which format.
+        reason: String,
+    },
+    /// The tag library could not parse or write the file.
+    #[error("tag error ({reason}): {}", path.display())]
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// What lofty said.
+        reason: String,
+    },
+    /// The written copy did not verify (tags or audio changed); the original was kept.
+    #[error("verification failed, file left unchanged ({reason}): {}", path.display())]
+    Verify {
+        /// The file.
+        path: PathBuf,
+        /// What differed.
+        reason: String,
+    },
+}
+
 /// The crate error: any of the areas above.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -84,6 +128,9 @@ pub enum Error {
     /// A model failed.
     #[error(transparent)]
     Model(#[from] ModelError),
+    /// Tag reading or writing failed.
+    #[error(transparent)]
+    Tag(#[from] TagError),
 }
 
 /// Crate result alias.

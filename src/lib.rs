@@ -14,6 +14,7 @@ pub mod error;
 pub mod genre;
 #[cfg(feature = "gui")]
 pub mod gui;
+pub mod library;
 pub mod ml;
 
 pub use error::{Error, Result};

@@ -4,3 +4,4 @@ mod cli_classify;
 mod common;
 mod decode;
 mod musicnn_golden;
+mod tags;

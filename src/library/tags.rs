@@ -1,0 +1,401 @@
+//! Reading tags (lofty) and writing genres without ever damaging a file.
+//!
+//! Conventions per format: ID3v2.4 `TCON` with one value per genre (ID3v2.3 files,
+//! or on request, get one value joined with "; "), Vorbis comments with one `GENRE`
+//! field per genre (FLAC, Ogg Vorbis), MP4 `©gen` with one data entry per genre,
+//! WAV and AIFF through their ID3v2 chunk. Only the genre is touched: every other
+//! tag item and picture is compared before and after.
+//!
+//! A write never modifies the original in place. It copies the file next to itself,
+//! writes the copy, re-reads its tags, decodes its audio and compares a checksum of
+//! the decoded samples with the original's, and only then renames the copy over the
+//! original. A crash at any moment leaves the old file or the new one, and at worst
+//! a stray hidden `.genretag-<pid>-<name>` copy beside it.
+
+use std::collections::hash_map::DefaultHasher;
+use std::fs::{File, OpenOptions};
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+
+use lofty::TextEncoding;
+use lofty::config::{ParseOptions, WriteOptions};
+use lofty::file::{AudioFile, FileType, TaggedFileExt};
+use lofty::id3::v2::{Frame, FrameId, Id3v2Tag, Id3v2Version, TextInformationFrame};
+use lofty::mp4::{Atom, AtomData, AtomIdent, Ilst, Mp4File};
+use lofty::ogg::VorbisFile;
+use lofty::ogg::tag::VorbisComments;
+use lofty::tag::{Accessor, ItemKey, ItemValue};
+
+use crate::error::TagError;
+
+/// What a library view needs from a file's tags.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TrackTags {
+    /// Title.
+    pub title: Option<String>,
+    /// Artist.
+    pub artist: Option<String>,
+    /// Album.
+    pub album: Option<String>,
+    /// Genres, one entry per value.
+    pub genres: Vec<String>,
+    /// Duration in seconds (from the container).
+    pub duration_s: f64,
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> TagError + '_ {
+    move |source| TagError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn format_err(path: &Path, e: impl std::fmt::Display) -> TagError {
+    TagError::Format {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    }
+}
+
+/// Split a stored genre value into its genres: ID3v2.4 NUL separators, and the "; "
+/// or " / " joins other taggers (and our ID3v2.3 writes) use.
+pub fn split_genres(value: &str) -> Vec<String> {
+    value
+        .split(['\0', ';'])
+        .flat_map(|v| v.split(" / "))
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Parse a file with lofty, recognising the format by content (not only the extension).
+fn read_tagged(path: &Path) -> Result<lofty::file::TaggedFile, TagError> {
+    lofty::probe::Probe::open(path)
+        .map_err(|e| format_err(path, e))?
+        .guess_file_type()
+        .map_err(io_err(path))?
+        .read()
+        .map_err(|e| format_err(path, e))
+}
+
+/// Read title, artist, album, genres and duration.
+pub fn read_tags(path: &Path) -> Result<TrackTags, TagError> {
+    let tagged = read_tagged(path)?;
+    let duration_s = tagged.properties().duration().as_secs_f64();
+    // The primary tag first, then the others (a WAV may hold its title in RIFF INFO and
+    // its genre in the ID3 chunk).
+    let mut tags: Vec<&lofty::tag::Tag> = tagged.primary_tag().into_iter().collect();
+    tags.extend(
+        tagged
+            .tags()
+            .iter()
+            .filter(|t| Some(t.tag_type()) != tagged.primary_tag().map(|p| p.tag_type())),
+    );
+    let field = |get: fn(&lofty::tag::Tag) -> Option<String>| tags.iter().find_map(|t| get(t));
+    let genres = tags
+        .iter()
+        .map(|t| {
+            let mut genres: Vec<String> = Vec::new();
+            for g in t.get_strings(ItemKey::Genre) {
+                for one in split_genres(g) {
+                    if !genres.contains(&one) {
+                        genres.push(one);
+                    }
+                }
+            }
+            genres
+        })
+        .find(|g| !g.is_empty())
+        .unwrap_or_default();
+    Ok(TrackTags {
+        title: field(|t| t.title().map(|s| s.to_string())),
+        artist: field(|t| t.artist().map(|s| s.to_string())),
+        album: field(|t| t.album().map(|s| s.to_string())),
+        genres,
+        duration_s,
+    })
+}
+
+/// How to write.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TagWriteOptions {
+    /// Write ID3v2.3 (genres joined with "; ") even if the file has ID3v2.4.
+    /// Files that already carry ID3v2.3 stay ID3v2.3 either way.
+    pub force_id3v23: bool,
+}
+
+/// A genre write that happened: old and new values.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GenreChange {
+    /// The file.
+    pub path: PathBuf,
+    /// Genres before.
+    pub old: Vec<String>,
+    /// Genres after.
+    pub new: Vec<String>,
+}
+
+/// Every tag item and picture except genres, as comparable text.
+fn snapshot_without_genre(path: &Path) -> Result<Vec<String>, TagError> {
+    let tagged = read_tagged(path)?;
+    let mut items = Vec::new();
+    for tag in tagged.tags() {
+        for item in tag.items() {
+            if item.key() == ItemKey::Genre {
+                continue;
+            }
+            let value = match item.value() {
+                ItemValue::Text(t) | ItemValue::Locator(t) => t.clone(),
+                ItemValue::Binary(b) => {
+                    let mut h = DefaultHasher::new();
+                    b.hash(&mut h);
+                    format!("binary:{}:{:x}", b.len(), h.finish())
+                }
+            };
+            items.push(format!("{:?}/{:?}={value}", tag.tag_type(), item.key()));
+        }
+        for p in tag.pictures() {
+            let mut h = DefaultHasher::new();
+            p.data().hash(&mut h);
+            items.push(format!(
+                "{:?}/picture:{:?}:{:x}",
+                tag.tag_type(),
+                p.pic_type(),
+                h.finish()
+            ));
+        }
+    }
+    items.sort();
+    Ok(items)
+}
+
+/// Checksum of the decoded audio: sample count and a hash of the samples' bits.
+pub fn audio_checksum(path: &Path) -> Result<(u64, u64), TagError> {
+    let mut stream = crate::audio::open(path).map_err(|e| format_err(path, e))?;
+    let (mut n, mut h) = (0u64, DefaultHasher::new());
+    while let Some(chunk) = stream.next_chunk().map_err(|e| format_err(path, e))? {
+        n += chunk.len() as u64;
+        for s in chunk {
+            s.to_bits().hash(&mut h);
+        }
+    }
+    Ok((n, h.finish()))
+}
+
+/// Set the genres in the file at `path` (a scratch copy), by the format's convention.
+fn set_genres_in(path: &Path, genres: &[String], opts: TagWriteOptions) -> Result<(), TagError> {
+    let file_type = lofty::probe::Probe::open(path)
+        .map_err(|e| format_err(path, e))?
+        .guess_file_type()
+        .map_err(io_err(path))?
+        .file_type()
+        .ok_or_else(|| TagError::Unsupported {
+            path: path.to_path_buf(),
+            reason: "unrecognised format".into(),
+        })?;
+    let mut f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(io_err(path))?;
+    let parse = ParseOptions::new();
+    let write = WriteOptions::default();
+    match file_type {
+        FileType::Mpeg => {
+            let mut file =
+                lofty::mpeg::MpegFile::read_from(&mut f, parse).map_err(|e| format_err(path, e))?;
+            let mut tag = file.id3v2().cloned().unwrap_or_else(Id3v2Tag::new);
+            let v23 = set_id3v2_genres(&mut tag, genres, opts);
+            file.set_id3v2(tag);
+            // Secondary tags that carry a genre are kept in step, so no reader sees a stale one.
+            if let Some(v1) = file.id3v1_mut() {
+                // ID3v1 holds one genre from a fixed list; lofty maps the name (or clears it).
+                set_accessor_genre(v1, genres.get(..1).unwrap_or_default());
+            }
+            if let Some(ape) = file.ape_mut() {
+                set_accessor_genre(ape, genres);
+            }
+            save(&file, &mut f, path, write, v23)
+        }
+        FileType::Wav => {
+            let mut file = lofty::iff::wav::WavFile::read_from(&mut f, parse)
+                .map_err(|e| format_err(path, e))?;
+            let mut tag = file.id3v2().cloned().unwrap_or_else(Id3v2Tag::new);
+            let v23 = set_id3v2_genres(&mut tag, genres, opts);
+            file.set_id3v2(tag);
+            if let Some(info) = file.riff_info_mut() {
+                set_accessor_genre(info, genres);
+            }
+            save(&file, &mut f, path, write, v23)
+        }
+        FileType::Aiff => {
+            let mut file = lofty::iff::aiff::AiffFile::read_from(&mut f, parse)
+                .map_err(|e| format_err(path, e))?;
+            let mut tag = file.id3v2().cloned().unwrap_or_else(Id3v2Tag::new);
+            let v23 = set_id3v2_genres(&mut tag, genres, opts);
+            file.set_id3v2(tag);
+            save(&file, &mut f, path, write, v23)
+        }
+        FileType::Flac => {
+            let mut file =
+                lofty::flac::FlacFile::read_from(&mut f, parse).map_err(|e| format_err(path, e))?;
+            let mut tag = file.vorbis_comments().cloned().unwrap_or_default();
+            set_vorbis_genres(&mut tag, genres);
+            file.set_vorbis_comments(tag);
+            if let Some(id3) = file.id3v2_mut() {
+                set_id3v2_genres(id3, genres, opts);
+            }
+            save(&file, &mut f, path, write, false)
+        }
+        FileType::Vorbis => {
+            let mut file = VorbisFile::read_from(&mut f, parse).map_err(|e| format_err(path, e))?;
+            set_vorbis_genres(file.vorbis_comments_mut(), genres);
+            save(&file, &mut f, path, write, false)
+        }
+        FileType::Mp4 => {
+            let mut file = Mp4File::read_from(&mut f, parse).map_err(|e| format_err(path, e))?;
+            let mut ilst = file.ilst().cloned().unwrap_or_else(Ilst::new);
+            ilst.remove_genre();
+            let _ = ilst.remove(&AtomIdent::Fourcc(*b"gnre"));
+            let data: Vec<AtomData> = genres.iter().map(|g| AtomData::UTF8(g.clone())).collect();
+            if let Some(atom) = Atom::from_collection(AtomIdent::Fourcc(*b"\xa9gen"), data) {
+                ilst.replace_atom(atom);
+            }
+            file.set_ilst(ilst);
+            save(&file, &mut f, path, write, false)
+        }
+        other => Err(TagError::Unsupported {
+            path: path.to_path_buf(),
+            reason: format!("{other:?}"),
+        }),
+    }
+}
+
+/// Returns whether the tag must be written as ID3v2.3.
+fn set_id3v2_genres(tag: &mut Id3v2Tag, genres: &[String], opts: TagWriteOptions) -> bool {
+    let v23 = opts.force_id3v23 || tag.original_version() == Id3v2Version::V3;
+    if genres.is_empty() {
+        tag.remove_genre();
+    } else {
+        let value = if v23 {
+            genres.join("; ")
+        } else {
+            genres.join("\0")
+        };
+        if let Ok(id) = FrameId::new("TCON") {
+            tag.insert(Frame::Text(TextInformationFrame::new(
+                id,
+                TextEncoding::UTF8,
+                value,
+            )));
+        }
+    }
+    v23
+}
+
+/// For tags with a single genre slot: genres joined with "; ", or the slot cleared.
+fn set_accessor_genre(tag: &mut impl Accessor, genres: &[String]) {
+    if genres.is_empty() {
+        tag.remove_genre();
+    } else {
+        tag.set_genre(genres.join("; "));
+    }
+}
+
+fn set_vorbis_genres(tag: &mut VorbisComments, genres: &[String]) {
+    let _ = tag.remove("GENRE").count();
+    for g in genres {
+        tag.push("GENRE".to_string(), g.clone());
+    }
+}
+
+fn save<A: AudioFile>(
+    file: &A,
+    f: &mut File,
+    path: &Path,
+    mut write: WriteOptions,
+    v23: bool,
+) -> Result<(), TagError> {
+    if v23 {
+        write = write.use_id3v23(true);
+    }
+    // Reading left the cursor mid-file; some writers expect it at the start.
+    std::io::Seek::rewind(f).map_err(io_err(path))?;
+    file.save_to(f, write).map_err(|e| format_err(path, e))?;
+    f.sync_all().map_err(io_err(path))
+}
+
+/// Replace the genres of `path` with `genres`, verified and atomic (see module docs).
+pub fn write_genres(
+    path: &Path,
+    genres: &[String],
+    opts: TagWriteOptions,
+) -> Result<GenreChange, TagError> {
+    let meta = std::fs::metadata(path).map_err(io_err(path))?;
+    if meta.permissions().readonly() {
+        return Err(TagError::ReadOnly {
+            path: path.to_path_buf(),
+        });
+    }
+    let old = read_tags(path)?.genres;
+    let before_tags = snapshot_without_genre(path)?;
+    let before_audio = audio_checksum(path)?;
+
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    // Same folder (so the rename is atomic), hidden, and keeping the extension.
+    let tmp = dir.join(format!(".genretag-{}-{name}", std::process::id()));
+    let result = (|| {
+        std::fs::copy(path, &tmp).map_err(io_err(path))?;
+        set_genres_in(&tmp, genres, opts)?;
+        let verify = |reason: String| TagError::Verify {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let after = read_tags(&tmp)?.genres;
+        if after != genres {
+            return Err(verify(format!(
+                "genres read back as {after:?}, wanted {genres:?}"
+            )));
+        }
+        if snapshot_without_genre(&tmp)? != before_tags {
+            return Err(verify("other tags changed".into()));
+        }
+        if audio_checksum(&tmp)? != before_audio {
+            return Err(verify("decoded audio changed".into()));
+        }
+        std::fs::rename(&tmp, path).map_err(io_err(path))?;
+        if let Ok(d) = File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.map(|()| GenreChange {
+        path: path.to_path_buf(),
+        old,
+        new: genres.to_vec(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_multi_value_genres() {
+        assert_eq!(split_genres("Rock\0Blues"), vec!["Rock", "Blues"]);
+        assert_eq!(split_genres("Hip-Hop; Jazz"), vec!["Hip-Hop", "Jazz"]);
+        assert_eq!(split_genres("Rock / Pop"), vec!["Rock", "Pop"]);
+        assert!(split_genres(" ").is_empty());
+    }
+}

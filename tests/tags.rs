@@ -1,0 +1,277 @@
+//! Genre writes on real files of every writable format, checked with lofty and with
+//! ffmpeg/ffprobe as a second reader and decoder.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use genretag::error::TagError;
+use genretag::library::{TagWriteOptions, read_tags, write_genres};
+
+use crate::common::have;
+
+/// All format-level and stream-level tags ffprobe sees, as sorted `key=value` lines.
+fn ffprobe_tags(path: &Path) -> Vec<String> {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "format_tags:stream_tags",
+            "-of",
+            "flat",
+        ])
+        .arg(path)
+        .output()
+        .expect("ffprobe runs");
+    let mut v: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains(".tags."))
+        .map(|l| {
+            // "format.tags.genre=\"x\"" / "streams.stream.0.tags.GENRE=\"x\"" -> "genre=x"
+            let (k, v) = l.split_once('=').unwrap_or((l, ""));
+            let key = k.rsplit('.').next().unwrap_or(k).to_lowercase();
+            format!("{key}={}", v.trim_matches('"'))
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// Decoded audio as ffmpeg sees it (a second decoder): raw f32 bytes.
+fn ffmpeg_pcm(path: &Path) -> Vec<u8> {
+    Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(path)
+        .args(["-map", "0:a", "-f", "f32le", "-"])
+        .output()
+        .expect("ffmpeg runs")
+        .stdout
+}
+
+/// A 2 s tone with title/artist/album/comment and genre "Old Genre" (and cover art where
+/// the format takes it easily).
+fn make(dir: &Path, name: &str, extra: &[&str]) -> PathBuf {
+    let cover = dir.join("cover.png");
+    if !cover.exists() {
+        let ok = Command::new("ffmpeg")
+            .args([
+                "-v",
+                "error",
+                "-y",
+                "-f",
+                "lavfi",
+                "-i",
+                "color=c=red:s=16x16",
+                "-frames:v",
+                "1",
+            ])
+            .arg(&cover)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "cover");
+    }
+    let path = dir.join(name);
+    let with_cover = name.ends_with(".mp3") || name.ends_with(".flac");
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args([
+        "-v",
+        "error",
+        "-y",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:duration=2",
+    ]);
+    if with_cover {
+        cmd.arg("-i").arg(&cover).args([
+            "-map",
+            "0",
+            "-map",
+            "1",
+            "-c:v",
+            "copy",
+            "-disposition:v",
+            "attached_pic",
+        ]);
+    }
+    cmd.args(extra)
+        .args([
+            "-metadata",
+            "title=T",
+            "-metadata",
+            "artist=A",
+            "-metadata",
+            "album=Al",
+        ])
+        .args(["-metadata", "genre=Old Genre", "-metadata", "comment=C"])
+        .arg(&path);
+    assert!(
+        cmd.status().is_ok_and(|s| s.success()),
+        "ffmpeg made {name}"
+    );
+    path
+}
+
+fn stream_count(path: &Path) -> usize {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=index",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(path)
+        .output()
+        .expect("ffprobe");
+    String::from_utf8_lossy(&out.stdout).lines().count()
+}
+
+#[test]
+fn issue3_genre_write_every_format_keeps_audio_and_other_tags() {
+    if !have("ffmpeg") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cases: Vec<(&str, Vec<&str>)> = vec![
+        (
+            "id3v24.mp3",
+            vec!["-c:a", "libmp3lame", "-id3v2_version", "4"],
+        ),
+        ("a.flac", vec![]),
+        ("a.ogg", vec!["-c:a", "libvorbis"]),
+        ("a.m4a", vec!["-c:a", "aac"]),
+        ("a.wav", vec![]),
+        ("a.aiff", vec!["-write_id3v2", "1"]),
+    ];
+    let new = vec!["Blues".to_string(), "Jazz".to_string()];
+    for (name, extra) in cases {
+        let path = make(dir.path(), name, &extra);
+        let before_tags = read_tags(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(before_tags.genres, vec!["Old Genre"], "{name}");
+        let before_probe = ffprobe_tags(&path);
+        let before_pcm = ffmpeg_pcm(&path);
+        let before_streams = stream_count(&path);
+
+        let change = write_genres(&path, &new, TagWriteOptions::default())
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(change.old, vec!["Old Genre"]);
+
+        // lofty reads the new genres and the same title/artist/album.
+        let after = read_tags(&path).expect("reads");
+        assert_eq!(after.genres, new, "{name}");
+        assert_eq!(
+            (&after.title, &after.artist, &after.album),
+            (&before_tags.title, &before_tags.artist, &before_tags.album)
+        );
+        // ffprobe (second reader): genre changed, every other tag identical.
+        let after_probe = ffprobe_tags(&path);
+        let genre_line = after_probe
+            .iter()
+            .find(|l| l.starts_with("genre="))
+            .cloned()
+            .unwrap_or_default();
+        assert!(genre_line.contains("Blues"), "{name}: {genre_line}");
+        let strip = |v: &[String]| -> Vec<String> {
+            v.iter()
+                .filter(|l| !l.starts_with("genre="))
+                .cloned()
+                .collect()
+        };
+        assert_eq!(
+            strip(&after_probe),
+            strip(&before_probe),
+            "{name}: other tags changed"
+        );
+        // ffmpeg decodes identical audio; cover art is still there.
+        assert_eq!(ffmpeg_pcm(&path), before_pcm, "{name}: audio changed");
+        assert_eq!(
+            stream_count(&path),
+            before_streams,
+            "{name}: streams changed"
+        );
+        // No scratch file left behind.
+        let leftovers = std::fs::read_dir(dir.path())
+            .expect("list")
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().contains("genretag"))
+            .count();
+        assert_eq!(leftovers, 0);
+
+        // Writing the old value back restores it exactly (what undo does).
+        write_genres(&path, &change.old, TagWriteOptions::default()).expect("restore");
+        assert_eq!(read_tags(&path).expect("reads").genres, vec!["Old Genre"]);
+        assert_eq!(ffmpeg_pcm(&path), before_pcm);
+    }
+}
+
+#[test]
+fn issue3_id3v23_files_stay_id3v23_with_joined_genres() {
+    if !have("ffmpeg") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = make(
+        dir.path(),
+        "v23.mp3",
+        &["-c:a", "libmp3lame", "-id3v2_version", "3"],
+    );
+    assert_eq!(
+        std::fs::read(&path).expect("read")[3],
+        3,
+        "ffmpeg wrote ID3v2.3"
+    );
+    write_genres(
+        &path,
+        &["Hip-Hop".to_string(), "Jazz".to_string()],
+        TagWriteOptions::default(),
+    )
+    .expect("writes");
+    let bytes = std::fs::read(&path).expect("read");
+    assert_eq!(&bytes[..3], b"ID3");
+    assert_eq!(bytes[3], 3, "still ID3v2.3");
+    assert_eq!(
+        read_tags(&path).expect("reads").genres,
+        vec!["Hip-Hop", "Jazz"]
+    );
+    let probe = ffprobe_tags(&path);
+    assert!(
+        probe.contains(&"genre=Hip-Hop; Jazz".to_string()),
+        "{probe:?}"
+    );
+}
+
+#[test]
+fn issue3_refusals_leave_files_untouched() {
+    if !have("ffmpeg") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = make(dir.path(), "ro.flac", &[]);
+    let before = std::fs::read(&path).expect("read");
+    let mut perm = std::fs::metadata(&path).expect("meta").permissions();
+    perm.set_readonly(true);
+    std::fs::set_permissions(&path, perm).expect("chmod");
+    let err =
+        write_genres(&path, &["Rock".into()], TagWriteOptions::default()).expect_err("read-only");
+    assert!(matches!(err, TagError::ReadOnly { .. }), "{err}");
+    assert!(err.to_string().contains("ro.flac"));
+    assert_eq!(std::fs::read(&path).expect("read"), before);
+
+    let text = dir.path().join("notes.mp3");
+    std::fs::write(&text, "not audio".repeat(100)).expect("write");
+    let err =
+        write_genres(&text, &["Rock".into()], TagWriteOptions::default()).expect_err("not audio");
+    assert!(err.to_string().contains("notes.mp3"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(&text).expect("read"),
+        "not audio".repeat(100)
+    );
+
+    let au = dir.path().join("x.au");
+    crate::common::write_au_sine(&au, 440.0, 8000, 0.5, 1);
+    let before = std::fs::read(&au).expect("read");
+    assert!(write_genres(&au, &["Rock".into()], TagWriteOptions::default()).is_err());
+    assert_eq!(std::fs::read(&au).expect("read"), before);
+}
