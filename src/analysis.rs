@@ -229,6 +229,24 @@ fn extract_patches_inner(path: &Path, opts: &PatchOptions) -> Result<Patches, De
     })
 }
 
+/// Decode `files` on a worker thread, one file ahead of the consumer, so decoding
+/// overlaps inference. Yields each file with its patches (or its error), in order.
+pub fn decode_ahead(
+    files: Vec<PathBuf>,
+    opts: PatchOptions,
+) -> impl Iterator<Item = (PathBuf, Result<Patches, DecodeError>)> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    std::thread::spawn(move || {
+        for path in files {
+            let patches = extract_patches(&path, &opts);
+            if tx.send((path, patches)).is_err() {
+                break; // the consumer stopped
+            }
+        }
+    });
+    rx.into_iter()
+}
+
 /// Per-patch backbone output.
 #[derive(Debug, Clone, Serialize)]
 pub struct Segment {

@@ -1,7 +1,9 @@
 //! Integration tests: one binary. Modules by area.
 
 mod cli_classify;
+mod cli_tag;
 mod common;
+mod crash;
 mod decode;
 mod musicnn_golden;
 mod tags;

@@ -5,7 +5,6 @@
 //! command in the same run, so the ratios compare like with like.
 
 use std::path::PathBuf;
-use std::sync::mpsc;
 use std::time::Instant;
 
 use anyhow::Context;
@@ -14,7 +13,7 @@ use clap::Args;
 use serde::Deserialize;
 
 use super::EXIT_OK;
-use crate::analysis::{Analyzer, PatchOptions, extract_patches};
+use crate::analysis::{Analyzer, PatchOptions, decode_ahead, extract_patches};
 
 /// Arguments of `bench`.
 #[derive(Debug, Args)]
@@ -109,27 +108,14 @@ pub fn run(args: BenchArgs, device: &Device) -> anyhow::Result<u8> {
 
     // End to end over every file: decoding overlapped with inference, as `classify` does.
     let t = Instant::now();
-    let (tx, rx) = mpsc::sync_channel(1);
-    let list = files.clone();
     let opts = PatchOptions::default();
-    let worker = std::thread::spawn(move || {
-        for f in list {
-            let r = extract_patches(&f, &opts);
-            if tx.send((f, r)).is_err() {
-                break;
-            }
-        }
-    });
     let mut done = 0;
-    for (f, r) in rx {
+    for (f, r) in decode_ahead(files.clone(), opts) {
         if let Ok(p) = r {
             analyzer.analyze_patches(&f, p, opts.batch);
             done += 1;
         }
     }
-    worker
-        .join()
-        .map_err(|_| anyhow::anyhow!("decoder thread panicked"))?;
     let e2e = t.elapsed().as_secs_f64();
 
     let pre_ms = median(&mut pre) * 1e3;

@@ -1,11 +1,10 @@
 //! `genretag classify`: top genres, style tags and an optional per-segment timeline.
 //!
-//! Decoding runs on a worker thread one file ahead of inference, so the two
+//! Decoding runs one file ahead of inference ([`decode_ahead`]), so the two
 //! overlap. A file that fails is reported and the batch continues.
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::mpsc;
 
 use anyhow::Context;
 use burn::tensor::Device;
@@ -13,9 +12,7 @@ use clap::Args;
 use serde::Serialize;
 
 use super::{EXIT_FATAL, EXIT_OK, EXIT_PARTIAL, files};
-use crate::analysis::{
-    Analyzer, DEFAULT_MAX_PATCHES, PatchOptions, TrackAnalysis, extract_patches,
-};
+use crate::analysis::{Analyzer, DEFAULT_MAX_PATCHES, PatchOptions, TrackAnalysis, decode_ahead};
 
 /// Arguments of `classify`.
 #[derive(Debug, Args)]
@@ -250,18 +247,6 @@ pub fn run(args: ClassifyArgs, device: &Device) -> anyhow::Result<u8> {
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
 
-    // Decode on a worker, one file ahead of inference.
-    let (tx, rx) = mpsc::sync_channel(1);
-    let to_decode = found.clone();
-    let decoder = std::thread::spawn(move || {
-        for path in to_decode {
-            let patches = extract_patches(&path, &opts);
-            if tx.send((path, patches)).is_err() {
-                break;
-            }
-        }
-    });
-
     let mut tracks: Vec<JsonTrack> = walk_errors
         .into_iter()
         .map(|(p, e)| JsonTrack::failed(&p, format!("cannot read ({e}): {}", p.display())))
@@ -273,7 +258,7 @@ pub fn run(args: ClassifyArgs, device: &Device) -> anyhow::Result<u8> {
             progress.suspend(|| print_text(t, &mut out))?;
         }
     }
-    for (path, patches) in rx {
+    for (path, patches) in decode_ahead(found.clone(), opts) {
         progress.set_message(
             path.file_name()
                 .map(|n| n.to_string_lossy().to_string())
@@ -290,9 +275,6 @@ pub fn run(args: ClassifyArgs, device: &Device) -> anyhow::Result<u8> {
         progress.inc(1);
     }
     progress.finish_and_clear();
-    decoder
-        .join()
-        .map_err(|_| anyhow::anyhow!("the decoding thread panicked"))?;
 
     let failed = tracks.iter().filter(|t| !t.ok).count();
     let ok = tracks.len() - failed;

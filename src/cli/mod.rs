@@ -6,6 +6,7 @@ mod bench;
 mod classify;
 mod convert;
 pub mod files;
+mod tag;
 mod train_default;
 
 use std::path::PathBuf;
@@ -47,6 +48,12 @@ pub enum Command {
     TrainDefault(train_default::TrainArgs),
     /// Measure decoding, features, backbone and end-to-end speed.
     Bench(bench::BenchArgs),
+    /// Preview genre tags for files (and write them with --write), journaled for undo.
+    Tag(tag::TagArgs),
+    /// Revert the last batch of tag writes (or --batch N).
+    Undo(tag::UndoArgs),
+    /// List the batches of tag writes.
+    History(tag::HistoryArgs),
 }
 
 /// Parse arguments and run. Returns the process exit code.
@@ -65,6 +72,9 @@ pub fn main() -> ExitCode {
         Some(Command::ConvertMusicnn(args)) => convert::run(args, &device),
         Some(Command::TrainDefault(args)) => train_default::run(args, &device),
         Some(Command::Bench(args)) => bench::run(args, &device),
+        Some(Command::Tag(args)) => tag::run(args, &device),
+        Some(Command::Undo(args)) => tag::run_undo(args),
+        Some(Command::History(args)) => tag::run_history(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -244,6 +244,19 @@ impl GenreHead {
             .collect()
     }
 
+    /// A short identifier of this head's configuration and weights, for caches.
+    pub fn fingerprint(&self) -> String {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        serde_json::to_string(&self.config)
+            .unwrap_or_default()
+            .hash(&mut h);
+        if let Ok(w) = self.net.out.weight.val().into_data().try_to_vec::<f32>() {
+            w.iter().for_each(|v| v.to_bits().hash(&mut h));
+        }
+        format!("{:016x}", h.finish())
+    }
+
     /// Paths of the config and weights for a model path given as `X`, `X.json` or `X.bpk`.
     pub fn paths(path: &Path) -> (PathBuf, PathBuf) {
         let stem = match path.extension().and_then(|e| e.to_str()) {

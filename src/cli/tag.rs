@@ -1,0 +1,356 @@
+//! `genretag tag` (preview, then `--write`), `genretag undo` and `genretag history`.
+//!
+//! Every write goes through the library database's journal, so `undo` can revert a
+//! batch exactly and refuses files changed since.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use burn::tensor::Device;
+use clap::Args;
+use serde::Serialize;
+
+use super::{EXIT_FATAL, EXIT_OK, EXIT_PARTIAL, files};
+use crate::analysis::{Analyzer, PatchOptions, decode_ahead};
+use crate::library::tagger::{apply, remove_stale_scratch, undo_batch};
+use crate::library::{
+    Library, Mode, Proposal, TagPolicy, TagWriteOptions, default_db_path, read_tags,
+};
+
+/// Arguments of `tag`.
+#[derive(Debug, Args)]
+pub struct TagArgs {
+    /// Audio files or folders.
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+    /// Write the tags. Without it, only preview what would change.
+    #[arg(long)]
+    pub write: bool,
+    /// At most this many genres per track.
+    #[arg(long, default_value_t = 1)]
+    pub top_k: usize,
+    /// Only genres at least this probable (0-1).
+    #[arg(long, default_value_t = 0.5)]
+    pub min_prob: f32,
+    /// replace (keeping protected genres), merge with existing, or fill only untagged files.
+    #[arg(long, value_enum, default_value_t = Mode::Replace)]
+    pub policy: Mode,
+    /// Genre-name mapping file: `label = Name` lines (e.g. `hiphop = Rap`).
+    #[arg(long)]
+    pub map: Option<PathBuf>,
+    /// Only ever write these genre names (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub only: Option<Vec<String>>,
+    /// Existing genres never removed (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub protect: Vec<String>,
+    /// Write ID3v2.3 (genres joined with "; ") instead of ID3v2.4.
+    #[arg(long)]
+    pub id3v23: bool,
+    /// Library database (default: the XDG data directory).
+    #[arg(long)]
+    pub db: Option<PathBuf>,
+    /// Genre head to use (default: the shipped model).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Print one JSON document instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `undo`.
+#[derive(Debug, Args)]
+pub struct UndoArgs {
+    /// The batch to undo (see `genretag history`); default: the last one.
+    #[arg(long)]
+    pub batch: Option<i64>,
+    /// Library database (default: the XDG data directory).
+    #[arg(long)]
+    pub db: Option<PathBuf>,
+}
+
+/// Arguments of `history`.
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// Library database (default: the XDG data directory).
+    #[arg(long)]
+    pub db: Option<PathBuf>,
+}
+
+/// Genre labels with probabilities, most likely first.
+type Ranked = Vec<(String, f32)>;
+
+/// One file in the report.
+#[derive(Debug, Serialize)]
+struct FileReport {
+    path: String,
+    /// `tagged`, `would-tag`, `unchanged`, `skipped` or `failed`.
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    proposal: Option<Proposal>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+fn open_library(db: Option<PathBuf>) -> anyhow::Result<Library> {
+    let path = db.unwrap_or_else(default_db_path);
+    let lib = Library::open(&path)?;
+    let settled = lib.reconcile()?;
+    if settled > 0 {
+        eprintln!("settled {settled} interrupted write(s) from an earlier run");
+    }
+    Ok(lib)
+}
+
+/// Run `tag`.
+pub fn run(args: TagArgs, device: &Device) -> anyhow::Result<u8> {
+    let mut policy = TagPolicy {
+        top_k: args.top_k.max(1),
+        min_prob: args.min_prob,
+        mode: args.policy,
+        whitelist: args.only.clone(),
+        protected: args.protect.clone(),
+        ..TagPolicy::default()
+    };
+    if let Some(map) = &args.map {
+        policy
+            .load_names(map)
+            .with_context(|| format!("while reading the genre map {}", map.display()))?;
+    }
+    let lib = open_library(args.db.clone())?;
+    let analyzer =
+        Analyzer::load(args.model.as_deref(), device).context("while loading the genre model")?;
+    let model_id = format!("musicnn_msd/{}", analyzer.head.fingerprint());
+    let (found, walk_errors) = files::collect(&args.paths);
+    if found.is_empty() && walk_errors.is_empty() {
+        eprintln!("error: no audio files found in the given paths");
+        return Ok(EXIT_FATAL);
+    }
+    if args.write {
+        let mut dirs: Vec<PathBuf> = found
+            .iter()
+            .filter_map(|p| p.parent().map(PathBuf::from))
+            .collect();
+        dirs.sort();
+        dirs.dedup();
+        let stale: usize = dirs.iter().map(|d| remove_stale_scratch(d)).sum();
+        if stale > 0 {
+            eprintln!("removed {stale} scratch cop(ies) left by an interrupted run");
+        }
+    }
+    let write_opts = TagWriteOptions {
+        force_id3v23: args.id3v23,
+    };
+    let batch = if args.write {
+        Some(lib.begin_batch(&format!(
+                "tag {}",
+                args.paths
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ))?)
+    } else {
+        None
+    };
+
+    let progress = indicatif::ProgressBar::new(found.len() as u64);
+    if found.len() < 2 || args.json {
+        progress.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    let mut reports: Vec<FileReport> = walk_errors
+        .into_iter()
+        .map(|(p, e)| FileReport {
+            path: p.display().to_string(),
+            status: "failed",
+            proposal: None,
+            error: Some(format!("cannot read ({e}): {}", p.display())),
+        })
+        .collect();
+    // Files whose analysis is cached for this model are not decoded again.
+    let (cached, to_decode): (Vec<PathBuf>, Vec<PathBuf>) = found
+        .iter()
+        .cloned()
+        .partition(|p| lib.cached_analysis(p, &model_id).ok().flatten().is_some());
+    let mut ranked_of: Vec<(PathBuf, Result<Ranked, String>)> = cached
+        .into_iter()
+        .map(|p| {
+            let r = lib
+                .cached_analysis(&p, &model_id)
+                .ok()
+                .flatten()
+                .and_then(|j| serde_json::from_str::<Vec<(String, f32)>>(&j).ok())
+                .ok_or_else(|| "cached analysis unreadable".to_string());
+            (p, r)
+        })
+        .collect();
+    for (path, patches) in decode_ahead(to_decode, PatchOptions::default()) {
+        let r = patches.map_err(|e| e.to_string()).map(|p| {
+            let a = analyzer.analyze_patches(&path, p, 10);
+            let ranked: Vec<(String, f32)> = a
+                .ranked_genres()
+                .into_iter()
+                .map(|(l, p)| (l.to_string(), p))
+                .collect();
+            if let Ok(j) = serde_json::to_string(&ranked) {
+                let _ = lib.store_analysis(&path, &model_id, &j);
+            }
+            ranked
+        });
+        ranked_of.push((path, r));
+        progress.inc(1);
+    }
+    ranked_of.sort_by(|a, b| a.0.cmp(&b.0));
+
+    for (path, ranked) in ranked_of {
+        let report = match ranked {
+            Err(e) => FileReport {
+                path: path.display().to_string(),
+                status: "failed",
+                proposal: None,
+                error: Some(e),
+            },
+            Ok(ranked) => match read_tags(&path) {
+                Err(e) => FileReport {
+                    path: path.display().to_string(),
+                    status: "failed",
+                    proposal: None,
+                    error: Some(e.to_string()),
+                },
+                Ok(tags) => {
+                    let refs: Vec<(&str, f32)> =
+                        ranked.iter().map(|(l, p)| (l.as_str(), *p)).collect();
+                    let proposal = policy.propose(&tags.genres, &refs);
+                    let (status, error) = match (proposal.skipped, proposal.changes, batch) {
+                        (true, _, _) => ("skipped", None),
+                        (false, false, _) => ("unchanged", None),
+                        (false, true, None) => ("would-tag", None),
+                        (false, true, Some(b)) => {
+                            match apply(&lib, b, &path, &proposal, write_opts)? {
+                                Ok(()) => ("tagged", None),
+                                Err(e) => ("failed", Some(e)),
+                            }
+                        }
+                    };
+                    FileReport {
+                        path: path.display().to_string(),
+                        status,
+                        proposal: Some(proposal),
+                        error,
+                    }
+                }
+            },
+        };
+        reports.push(report);
+    }
+    progress.finish_and_clear();
+
+    let count = |s: &str| reports.iter().filter(|r| r.status == s).count();
+    let failed = count("failed");
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    if args.json {
+        serde_json::to_writer_pretty(
+            &mut out,
+            &serde_json::json!({
+                "schema": "genretag.tag/1",
+                "write": args.write,
+                "batch": batch,
+                "files": reports,
+                "summary": {
+                    "tagged": count("tagged"), "would_tag": count("would-tag"),
+                    "unchanged": count("unchanged"), "skipped": count("skipped"), "failed": failed,
+                },
+            }),
+        )?;
+        writeln!(out)?;
+    } else {
+        for r in &reports {
+            let show = |v: &[String]| {
+                if v.is_empty() {
+                    "(none)".to_string()
+                } else {
+                    v.join("; ")
+                }
+            };
+            match (&r.proposal, &r.error) {
+                (_, Some(e)) => writeln!(out, "{}\n  failed: {e}", r.path)?,
+                (Some(p), None) => writeln!(
+                    out,
+                    "{}\n  {}: {} -> {}  ({})",
+                    r.path,
+                    r.status,
+                    show(&p.existing),
+                    show(&p.proposed),
+                    p.reason
+                )?,
+                (None, None) => writeln!(out, "{}\n  {}", r.path, r.status)?,
+            }
+        }
+        let verb = if args.write { "tagged" } else { "would tag" };
+        writeln!(
+            out,
+            "{} {verb}, {} unchanged, {} skipped, {failed} failed{}",
+            count("tagged") + count("would-tag"),
+            count("unchanged"),
+            count("skipped"),
+            match batch {
+                Some(b) => format!(" (batch {b}; `genretag undo` reverts it)"),
+                None => " (preview: nothing written; add --write)".into(),
+            }
+        )?;
+    }
+    Ok(if failed == 0 { EXIT_OK } else { EXIT_PARTIAL })
+}
+
+/// Run `undo`.
+pub fn run_undo(args: UndoArgs) -> anyhow::Result<u8> {
+    let lib = open_library(args.db)?;
+    let Some(batch) = args.batch.or(lib.last_undoable_batch()?) else {
+        eprintln!("nothing to undo");
+        return Ok(EXIT_OK);
+    };
+    let report = undo_batch(&lib, batch, TagWriteOptions::default())?;
+    for p in &report.reverted {
+        println!("reverted: {}", p.display());
+    }
+    for (_, why) in &report.refused {
+        println!("refused: {why}");
+    }
+    println!(
+        "batch {batch}: {} reverted, {} refused",
+        report.reverted.len(),
+        report.refused.len()
+    );
+    Ok(if report.refused.is_empty() {
+        EXIT_OK
+    } else {
+        EXIT_PARTIAL
+    })
+}
+
+/// Run `history`.
+pub fn run_history(args: HistoryArgs) -> anyhow::Result<u8> {
+    let lib = open_library(args.db)?;
+    for b in lib.batches()? {
+        let entries = lib.journal(Some(b.id))?;
+        let done = entries.iter().filter(|e| e.state == "done").count();
+        let undone = entries.iter().filter(|e| e.state == "undone").count();
+        let failed = entries.iter().filter(|e| e.state == "failed").count();
+        println!(
+            "batch {:>4}  {} written, {} undone, {} failed{}  {}",
+            b.id,
+            done,
+            undone,
+            failed,
+            if b.undone_at.is_some() {
+                " (undone)"
+            } else {
+                ""
+            },
+            b.command
+        );
+    }
+    Ok(EXIT_OK)
+}
