@@ -101,7 +101,7 @@ fn issue3_tag_preview_write_undo_round_trip() {
     write_genres(
         &b,
         &["Changed By Hand".to_string()],
-        TagWriteOptions::default(),
+        &TagWriteOptions::default(),
     )
     .expect("manual edit");
     let out = genretag()

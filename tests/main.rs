@@ -6,4 +6,5 @@ mod common;
 mod crash;
 mod decode;
 mod musicnn_golden;
+mod scan;
 mod tags;

@@ -154,7 +154,7 @@ fn issue3_genre_write_every_format_keeps_audio_and_other_tags() {
         let before_pcm = ffmpeg_pcm(&path);
         let before_streams = stream_count(&path);
 
-        let change = write_genres(&path, &new, TagWriteOptions::default())
+        let change = write_genres(&path, &new, &TagWriteOptions::default())
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(change.old, vec!["Old Genre"]);
 
@@ -200,7 +200,7 @@ fn issue3_genre_write_every_format_keeps_audio_and_other_tags() {
         assert_eq!(leftovers, 0);
 
         // Writing the old value back restores it exactly (what undo does).
-        write_genres(&path, &change.old, TagWriteOptions::default()).expect("restore");
+        write_genres(&path, &change.old, &TagWriteOptions::default()).expect("restore");
         assert_eq!(read_tags(&path).expect("reads").genres, vec!["Old Genre"]);
         assert_eq!(ffmpeg_pcm(&path), before_pcm);
     }
@@ -225,7 +225,7 @@ fn issue3_id3v23_files_stay_id3v23_with_joined_genres() {
     write_genres(
         &path,
         &["Hip-Hop".to_string(), "Jazz".to_string()],
-        TagWriteOptions::default(),
+        &TagWriteOptions::default(),
     )
     .expect("writes");
     let bytes = std::fs::read(&path).expect("read");
@@ -254,7 +254,7 @@ fn issue3_refusals_leave_files_untouched() {
     perm.set_readonly(true);
     std::fs::set_permissions(&path, perm).expect("chmod");
     let err =
-        write_genres(&path, &["Rock".into()], TagWriteOptions::default()).expect_err("read-only");
+        write_genres(&path, &["Rock".into()], &TagWriteOptions::default()).expect_err("read-only");
     assert!(matches!(err, TagError::ReadOnly { .. }), "{err}");
     assert!(err.to_string().contains("ro.flac"));
     assert_eq!(std::fs::read(&path).expect("read"), before);
@@ -262,7 +262,7 @@ fn issue3_refusals_leave_files_untouched() {
     let text = dir.path().join("notes.mp3");
     std::fs::write(&text, "not audio".repeat(100)).expect("write");
     let err =
-        write_genres(&text, &["Rock".into()], TagWriteOptions::default()).expect_err("not audio");
+        write_genres(&text, &["Rock".into()], &TagWriteOptions::default()).expect_err("not audio");
     assert!(err.to_string().contains("notes.mp3"), "{err}");
     assert_eq!(
         std::fs::read_to_string(&text).expect("read"),
@@ -272,6 +272,53 @@ fn issue3_refusals_leave_files_untouched() {
     let au = dir.path().join("x.au");
     crate::common::write_au_sine(&au, 440.0, 8000, 0.5, 1);
     let before = std::fs::read(&au).expect("read");
-    assert!(write_genres(&au, &["Rock".into()], TagWriteOptions::default()).is_err());
+    assert!(write_genres(&au, &["Rock".into()], &TagWriteOptions::default()).is_err());
     assert_eq!(std::fs::read(&au).expect("read"), before);
+}
+
+#[test]
+fn issue3_optional_confidence_fields() {
+    if !have("ffmpeg") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let opts = TagWriteOptions {
+        provenance: Some(genretag::library::tags::Provenance {
+            confidence: 0.8125,
+            model: "musicnn_msd/test".into(),
+        }),
+        ..TagWriteOptions::default()
+    };
+    for (name, extra) in [
+        ("p.mp3", vec!["-c:a", "libmp3lame"]),
+        ("p.flac", vec![]),
+        ("p.ogg", vec!["-c:a", "libvorbis"]),
+        ("p.m4a", vec!["-c:a", "aac"]),
+    ] {
+        let path = make(dir.path(), name, &extra);
+        let before = ffprobe_tags(&path);
+        write_genres(&path, &["Rock".to_string()], &opts).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let after = ffprobe_tags(&path);
+        let has = |key: &str, value: &str| {
+            after
+                .iter()
+                .any(|l| l.eq_ignore_ascii_case(&format!("{key}={value}")))
+        };
+        assert!(
+            has("genretag_confidence", "0.812") || has("genretag_confidence", "0.813"),
+            "{name}: {after:?}"
+        );
+        assert!(
+            has("genretag_model", "musicnn_msd/test"),
+            "{name}: {after:?}"
+        );
+        let strip = |v: &[String]| -> Vec<String> {
+            v.iter()
+                .filter(|l| !l.starts_with("genre=") && !l.starts_with("genretag_"))
+                .cloned()
+                .collect()
+        };
+        assert_eq!(strip(&after), strip(&before), "{name}");
+        assert_eq!(read_tags(&path).expect("reads").genres, vec!["Rock"]);
+    }
 }

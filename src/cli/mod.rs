@@ -6,6 +6,7 @@ mod bench;
 mod classify;
 mod convert;
 pub mod files;
+mod scan;
 mod tag;
 mod train_default;
 
@@ -54,6 +55,10 @@ pub enum Command {
     Undo(tag::UndoArgs),
     /// List the batches of tag writes.
     History(tag::HistoryArgs),
+    /// Scan folders into the library database (tags, durations, content hashes).
+    Scan(scan::ScanArgs),
+    /// Measure library scan speed and memory on a synthetic library of tiny files.
+    BenchScan(scan::BenchScanArgs),
 }
 
 /// Parse arguments and run. Returns the process exit code.
@@ -75,6 +80,8 @@ pub fn main() -> ExitCode {
         Some(Command::Tag(args)) => tag::run(args, &device),
         Some(Command::Undo(args)) => tag::run_undo(args),
         Some(Command::History(args)) => tag::run_history(args),
+        Some(Command::Scan(args)) => scan::run(args),
+        Some(Command::BenchScan(args)) => scan::run_bench(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

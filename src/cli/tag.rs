@@ -14,6 +14,7 @@ use serde::Serialize;
 use super::{EXIT_FATAL, EXIT_OK, EXIT_PARTIAL, files};
 use crate::analysis::{Analyzer, PatchOptions, decode_ahead};
 use crate::library::tagger::{apply, remove_stale_scratch, undo_batch};
+use crate::library::tags::Provenance;
 use crate::library::{
     Library, Mode, Proposal, TagPolicy, TagWriteOptions, default_db_path, read_tags,
 };
@@ -48,6 +49,10 @@ pub struct TagArgs {
     /// Write ID3v2.3 (genres joined with "; ") instead of ID3v2.4.
     #[arg(long)]
     pub id3v23: bool,
+    /// Also record confidence and model in custom fields (TXXX:GENRETAG_CONFIDENCE,
+    /// TXXX:GENRETAG_MODEL; Vorbis and MP4 equivalents).
+    #[arg(long)]
+    pub record_confidence: bool,
     /// Library database (default: the XDG data directory).
     #[arg(long)]
     pub db: Option<PathBuf>,
@@ -139,8 +144,12 @@ pub fn run(args: TagArgs, device: &Device) -> anyhow::Result<u8> {
             eprintln!("removed {stale} scratch cop(ies) left by an interrupted run");
         }
     }
-    let write_opts = TagWriteOptions {
+    let write_opts = |confidence: f32| TagWriteOptions {
         force_id3v23: args.id3v23,
+        provenance: args.record_confidence.then(|| Provenance {
+            confidence,
+            model: model_id.clone(),
+        }),
     };
     let batch = if args.write {
         Some(lib.begin_batch(&format!(
@@ -227,7 +236,8 @@ pub fn run(args: TagArgs, device: &Device) -> anyhow::Result<u8> {
                         (false, false, _) => ("unchanged", None),
                         (false, true, None) => ("would-tag", None),
                         (false, true, Some(b)) => {
-                            match apply(&lib, b, &path, &proposal, write_opts)? {
+                            let confidence = ranked.first().map_or(0.0, |r| r.1);
+                            match apply(&lib, b, &path, &proposal, &write_opts(confidence))? {
                                 Ok(()) => ("tagged", None),
                                 Err(e) => ("failed", Some(e)),
                             }
@@ -311,7 +321,7 @@ pub fn run_undo(args: UndoArgs) -> anyhow::Result<u8> {
         eprintln!("nothing to undo");
         return Ok(EXIT_OK);
     };
-    let report = undo_batch(&lib, batch, TagWriteOptions::default())?;
+    let report = undo_batch(&lib, batch, &TagWriteOptions::default())?;
     for p in &report.reverted {
         println!("reverted: {}", p.display());
     }

@@ -99,10 +99,12 @@ CREATE TABLE IF NOT EXISTS tracks (
     size INTEGER NOT NULL,
     mtime_ns INTEGER NOT NULL,
     title TEXT, artist TEXT, album TEXT,
+    hash TEXT,
     genres TEXT NOT NULL DEFAULT '[]',
     duration_s REAL,
     error TEXT,
-    scanned_at INTEGER NOT NULL
+    scanned_at INTEGER NOT NULL,
+    seen INTEGER
 );
 CREATE TABLE IF NOT EXISTS analyses (
     track_id INTEGER NOT NULL REFERENCES tracks(id) ON DELETE CASCADE,
@@ -156,17 +158,53 @@ impl Library {
         // busy_timeout: a second process waits for the lock instead of failing.
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(err)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(err)?;
-        conn.pragma_update(None, "synchronous", "NORMAL")
-            .map_err(err)?;
-        conn.pragma_update(None, "foreign_keys", "ON")
-            .map_err(err)?;
-        conn.execute_batch(SCHEMA).map_err(err)?;
+        // Switching a new database to WAL and creating the schema can race another
+        // process doing the same; SQLite then answers BUSY without waiting, so retry.
+        let init = |conn: &Connection| -> rusqlite::Result<()> {
+            conn.pragma_update(None, "journal_mode", "WAL")?;
+            conn.pragma_update(None, "synchronous", "NORMAL")?;
+            conn.pragma_update(None, "foreign_keys", "ON")?;
+            conn.execute_batch(SCHEMA)?;
+            // Databases from before a column existed gain it (an error means it is there).
+            for column in ["hash TEXT", "seen INTEGER"] {
+                let _ = conn.execute(&format!("ALTER TABLE tracks ADD COLUMN {column}"), []);
+            }
+            Ok(())
+        };
+        let mut attempt = 0;
+        loop {
+            match init(&conn) {
+                Ok(()) => break,
+                Err(rusqlite::Error::SqliteFailure(e, _))
+                    if e.code == rusqlite::ErrorCode::DatabaseBusy && attempt < 200 =>
+                {
+                    attempt += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                Err(e) => return Err(err(e)),
+            }
+        }
         Ok(Self {
             conn,
             path: path.to_path_buf(),
         })
+    }
+
+    /// The connection (for the scanner in this module's siblings).
+    pub(super) fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// A write transaction that takes the write lock at once (`BEGIN IMMEDIATE`), so a
+    /// second process waits on the busy timeout instead of failing on a lock upgrade.
+    pub(super) fn write_tx(&self) -> Result<rusqlite::Transaction<'_>, DbError> {
+        rusqlite::Transaction::new_unchecked(&self.conn, rusqlite::TransactionBehavior::Immediate)
+            .map_err(self.err())
+    }
+
+    /// Error mapper naming this database.
+    pub(super) fn error(&self) -> impl FnOnce(rusqlite::Error) -> DbError + '_ {
+        self.err()
     }
 
     fn err(&self) -> impl FnOnce(rusqlite::Error) -> DbError + '_ {
@@ -325,7 +363,8 @@ impl Library {
     }
 
     /// After genretag rewrote a file's tags (audio verified unchanged), move its cached
-    /// analyses to the file's new size and mtime so they stay valid.
+    /// analyses to the file's new size and mtime so they stay valid, and mark its track
+    /// row for the next scan to re-read the tags.
     pub fn refresh_stamp(&self, path: &Path) -> Result<(), DbError> {
         let Some((size, mtime)) = stamp(path) else {
             return Ok(());
@@ -352,11 +391,12 @@ impl Library {
         let Some((size, mtime)) = stamp(path) else {
             return Ok(());
         };
-        let tx = self.conn.unchecked_transaction().map_err(self.err())?;
+        let tx = self.write_tx()?;
+        // A track first seen here gets size -1: the next scan reads its tags.
         tx.execute(
-            "INSERT INTO tracks (path, size, mtime_ns, scanned_at) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT(path) DO UPDATE SET size = excluded.size, mtime_ns = excluded.mtime_ns",
-            params![path.to_string_lossy(), size, mtime, now_s()],
+            "INSERT INTO tracks (path, size, mtime_ns, scanned_at) VALUES (?1, -1, -1, ?2)
+             ON CONFLICT(path) DO NOTHING",
+            params![path.to_string_lossy(), now_s()],
         )
         .map_err(self.err())?;
         tx.execute(

@@ -5,6 +5,7 @@
 
 pub mod db;
 pub mod policy;
+pub mod scan;
 pub mod tagger;
 pub mod tags;
 

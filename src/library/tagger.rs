@@ -13,7 +13,7 @@ pub fn apply(
     batch: i64,
     path: &Path,
     proposal: &Proposal,
-    opts: TagWriteOptions,
+    opts: &TagWriteOptions,
 ) -> Result<Result<(), String>, DbError> {
     let id = lib.journal_pending(batch, path, &proposal.existing, &proposal.proposed)?;
     match write_genres(path, &proposal.proposed, opts) {
@@ -42,7 +42,11 @@ pub struct UndoReport {
 
 /// Revert every `done` write of `batch`, newest first. A file changed since its write
 /// (size, mtime or genres differ from what the write left) is refused, not touched.
-pub fn undo_batch(lib: &Library, batch: i64, opts: TagWriteOptions) -> Result<UndoReport, DbError> {
+pub fn undo_batch(
+    lib: &Library,
+    batch: i64,
+    opts: &TagWriteOptions,
+) -> Result<UndoReport, DbError> {
     let mut report = UndoReport {
         batch,
         ..UndoReport::default()

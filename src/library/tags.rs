@@ -20,7 +20,9 @@ use std::path::{Path, PathBuf};
 use lofty::TextEncoding;
 use lofty::config::{ParseOptions, WriteOptions};
 use lofty::file::{AudioFile, FileType, TaggedFileExt};
-use lofty::id3::v2::{Frame, FrameId, Id3v2Tag, Id3v2Version, TextInformationFrame};
+use lofty::id3::v2::{
+    ExtendedTextFrame, Frame, FrameId, Id3v2Tag, Id3v2Version, TextInformationFrame,
+};
 use lofty::mp4::{Atom, AtomData, AtomIdent, Ilst, Mp4File};
 use lofty::ogg::VorbisFile;
 use lofty::ogg::tag::VorbisComments;
@@ -118,11 +120,38 @@ pub fn read_tags(path: &Path) -> Result<TrackTags, TagError> {
 }
 
 /// How to write.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct TagWriteOptions {
     /// Write ID3v2.3 (genres joined with "; ") even if the file has ID3v2.4.
     /// Files that already carry ID3v2.3 stay ID3v2.3 either way.
     pub force_id3v23: bool,
+    /// Also record the model's confidence and name in custom fields
+    /// (`TXXX:GENRETAG_CONFIDENCE` / `TXXX:GENRETAG_MODEL`, the same names as Vorbis
+    /// comments, MP4 freeform `----:com.genretag:…`). Off by default.
+    pub provenance: Option<Provenance>,
+}
+
+/// What the optional custom fields record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Provenance {
+    /// Probability of the first written genre, 0–1.
+    pub confidence: f32,
+    /// Model identifier.
+    pub model: String,
+}
+
+/// Custom field names (ID3 TXXX descriptions, Vorbis keys, MP4 freeform names).
+pub const CONFIDENCE_FIELD: &str = "GENRETAG_CONFIDENCE";
+/// See [`CONFIDENCE_FIELD`].
+pub const MODEL_FIELD: &str = "GENRETAG_MODEL";
+
+impl Provenance {
+    fn fields(&self) -> [(&'static str, String); 2] {
+        [
+            (CONFIDENCE_FIELD, format!("{:.3}", self.confidence)),
+            (MODEL_FIELD, self.model.clone()),
+        ]
+    }
 }
 
 /// A genre write that happened: old and new values.
@@ -142,7 +171,7 @@ fn snapshot_without_genre(path: &Path) -> Result<Vec<String>, TagError> {
     let mut items = Vec::new();
     for tag in tagged.tags() {
         for item in tag.items() {
-            if item.key() == ItemKey::Genre {
+            if item.key() == ItemKey::Genre || format!("{:?}", item.key()).contains("GENRETAG_") {
                 continue;
             }
             let value = match item.value() {
@@ -184,7 +213,7 @@ pub fn audio_checksum(path: &Path) -> Result<(u64, u64), TagError> {
 }
 
 /// Set the genres in the file at `path` (a scratch copy), by the format's convention.
-fn set_genres_in(path: &Path, genres: &[String], opts: TagWriteOptions) -> Result<(), TagError> {
+fn set_genres_in(path: &Path, genres: &[String], opts: &TagWriteOptions) -> Result<(), TagError> {
     let file_type = lofty::probe::Probe::open(path)
         .map_err(|e| format_err(path, e))?
         .guess_file_type()
@@ -241,7 +270,7 @@ fn set_genres_in(path: &Path, genres: &[String], opts: TagWriteOptions) -> Resul
             let mut file =
                 lofty::flac::FlacFile::read_from(&mut f, parse).map_err(|e| format_err(path, e))?;
             let mut tag = file.vorbis_comments().cloned().unwrap_or_default();
-            set_vorbis_genres(&mut tag, genres);
+            set_vorbis_genres(&mut tag, genres, opts);
             file.set_vorbis_comments(tag);
             if let Some(id3) = file.id3v2_mut() {
                 set_id3v2_genres(id3, genres, opts);
@@ -250,7 +279,7 @@ fn set_genres_in(path: &Path, genres: &[String], opts: TagWriteOptions) -> Resul
         }
         FileType::Vorbis => {
             let mut file = VorbisFile::read_from(&mut f, parse).map_err(|e| format_err(path, e))?;
-            set_vorbis_genres(file.vorbis_comments_mut(), genres);
+            set_vorbis_genres(file.vorbis_comments_mut(), genres, opts);
             save(&file, &mut f, path, write, false)
         }
         FileType::Mp4 => {
@@ -261,6 +290,13 @@ fn set_genres_in(path: &Path, genres: &[String], opts: TagWriteOptions) -> Resul
             let data: Vec<AtomData> = genres.iter().map(|g| AtomData::UTF8(g.clone())).collect();
             if let Some(atom) = Atom::from_collection(AtomIdent::Fourcc(*b"\xa9gen"), data) {
                 ilst.replace_atom(atom);
+            }
+            for (name, value) in opts.provenance.iter().flat_map(Provenance::fields) {
+                let ident = AtomIdent::Freeform {
+                    mean: "com.genretag".into(),
+                    name: name.into(),
+                };
+                ilst.replace_atom(Atom::new(ident, AtomData::UTF8(value)));
             }
             file.set_ilst(ilst);
             save(&file, &mut f, path, write, false)
@@ -273,8 +309,15 @@ fn set_genres_in(path: &Path, genres: &[String], opts: TagWriteOptions) -> Resul
 }
 
 /// Returns whether the tag must be written as ID3v2.3.
-fn set_id3v2_genres(tag: &mut Id3v2Tag, genres: &[String], opts: TagWriteOptions) -> bool {
+fn set_id3v2_genres(tag: &mut Id3v2Tag, genres: &[String], opts: &TagWriteOptions) -> bool {
     let v23 = opts.force_id3v23 || tag.original_version() == Id3v2Version::V3;
+    for (name, value) in opts.provenance.iter().flat_map(Provenance::fields) {
+        tag.insert(Frame::UserText(ExtendedTextFrame::new(
+            TextEncoding::UTF8,
+            name,
+            value,
+        )));
+    }
     if genres.is_empty() {
         tag.remove_genre();
     } else {
@@ -303,10 +346,13 @@ fn set_accessor_genre(tag: &mut impl Accessor, genres: &[String]) {
     }
 }
 
-fn set_vorbis_genres(tag: &mut VorbisComments, genres: &[String]) {
+fn set_vorbis_genres(tag: &mut VorbisComments, genres: &[String], opts: &TagWriteOptions) {
     let _ = tag.remove("GENRE").count();
     for g in genres {
         tag.push("GENRE".to_string(), g.clone());
+    }
+    for (name, value) in opts.provenance.iter().flat_map(Provenance::fields) {
+        tag.insert(name.to_string(), value);
     }
 }
 
@@ -330,7 +376,7 @@ fn save<A: AudioFile>(
 pub fn write_genres(
     path: &Path,
     genres: &[String],
-    opts: TagWriteOptions,
+    opts: &TagWriteOptions,
 ) -> Result<GenreChange, TagError> {
     let meta = std::fs::metadata(path).map_err(io_err(path))?;
     if meta.permissions().readonly() {
