@@ -316,6 +316,50 @@ impl TrackAnalysis {
     }
 }
 
+/// What the library database keeps of an analysis (JSON), per file and model.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+pub struct StoredAnalysis {
+    /// Genre labels with probabilities, most likely first.
+    pub genres: Vec<(String, f32)>,
+    /// The backbone's 50 tags with probabilities, most likely first.
+    pub tags: Vec<(String, f32)>,
+    /// Per-segment genre probabilities (label order of the model).
+    pub segments: Vec<StoredSegment>,
+    /// Decoded duration, seconds.
+    pub duration_s: f64,
+}
+
+/// One segment of a [`StoredAnalysis`].
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+pub struct StoredSegment {
+    /// Start, seconds.
+    pub start_s: f32,
+    /// End, seconds.
+    pub end_s: f32,
+    /// Genre probabilities in the model's label order.
+    pub genre_probs: Vec<f32>,
+}
+
+impl From<&TrackAnalysis> for StoredAnalysis {
+    fn from(a: &TrackAnalysis) -> Self {
+        let owned = |v: Vec<(&str, f32)>| v.into_iter().map(|(l, p)| (l.to_string(), p)).collect();
+        Self {
+            genres: owned(a.ranked_genres()),
+            tags: owned(a.ranked_tags()),
+            segments: a
+                .segments
+                .iter()
+                .map(|s| StoredSegment {
+                    start_s: s.start_s,
+                    end_s: s.end_s,
+                    genre_probs: s.genre_probs.clone(),
+                })
+                .collect(),
+            duration_s: a.duration_s,
+        }
+    }
+}
+
 /// Mean of equal-length rows.
 pub fn mean_rows(rows: &[Vec<f32>]) -> Vec<f32> {
     let Some(first) = rows.first() else {

@@ -57,6 +57,18 @@ fn issue3_tag_preview_write_undo_round_trip() {
     assert_eq!(v["summary"]["would_tag"], 2, "{v}");
     assert_eq!(v["summary"]["failed"], 1);
     assert_eq!(snapshot(), before, "preview must not write");
+    // The database keeps the whole analysis: genres, the 50 style tags, the timeline.
+    {
+        let lib = genretag::library::Library::open(&db).expect("db opens");
+        let stored = lib.analyses(&a).expect("query");
+        assert_eq!(stored.len(), 1);
+        let an: genretag::analysis::StoredAnalysis =
+            serde_json::from_str(&stored[0].1).expect("json");
+        assert_eq!(
+            (an.genres.len(), an.tags.len(), an.segments.len()),
+            (10, 50, 1)
+        );
+    }
     let proposed_a: Vec<String> =
         serde_json::from_value(v["files"][0]["proposal"]["proposed"].clone()).expect("proposal");
     assert_eq!(proposed_a.len(), 1);

@@ -12,7 +12,7 @@ use clap::Args;
 use serde::Serialize;
 
 use super::{EXIT_FATAL, EXIT_OK, EXIT_PARTIAL, files};
-use crate::analysis::{Analyzer, PatchOptions, decode_ahead};
+use crate::analysis::{Analyzer, PatchOptions, StoredAnalysis, decode_ahead};
 use crate::library::tagger::{apply, remove_stale_scratch, undo_batch};
 use crate::library::tags::Provenance;
 use crate::library::{
@@ -189,23 +189,19 @@ pub fn run(args: TagArgs, device: &Device) -> anyhow::Result<u8> {
                 .cached_analysis(&p, &model_id)
                 .ok()
                 .flatten()
-                .and_then(|j| serde_json::from_str::<Vec<(String, f32)>>(&j).ok())
+                .and_then(|j| serde_json::from_str::<StoredAnalysis>(&j).ok())
+                .map(|a| a.genres)
                 .ok_or_else(|| "cached analysis unreadable".to_string());
             (p, r)
         })
         .collect();
     for (path, patches) in decode_ahead(to_decode, PatchOptions::default()) {
         let r = patches.map_err(|e| e.to_string()).map(|p| {
-            let a = analyzer.analyze_patches(&path, p, 10);
-            let ranked: Vec<(String, f32)> = a
-                .ranked_genres()
-                .into_iter()
-                .map(|(l, p)| (l.to_string(), p))
-                .collect();
-            if let Ok(j) = serde_json::to_string(&ranked) {
+            let stored = StoredAnalysis::from(&analyzer.analyze_patches(&path, p, 10));
+            if let Ok(j) = serde_json::to_string(&stored) {
                 let _ = lib.store_analysis(&path, &model_id, &j);
             }
-            ranked
+            stored.genres
         });
         ranked_of.push((path, r));
         progress.inc(1);

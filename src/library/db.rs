@@ -386,6 +386,23 @@ impl Library {
         Ok(())
     }
 
+    /// Every stored analysis of a file: (model, result JSON), by model name.
+    pub fn analyses(&self, path: &Path) -> Result<Vec<(String, String)>, DbError> {
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT a.model, a.result FROM analyses a JOIN tracks t ON t.id = a.track_id
+                 WHERE t.path = ?1 ORDER BY a.model",
+            )
+            .map_err(self.err())?;
+        let rows = st
+            .query_map(params![path.to_string_lossy()], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .map_err(self.err())?;
+        rows.collect::<Result<_, _>>().map_err(self.err())
+    }
+
     /// Store an analysis result (JSON) for a file and model.
     pub fn store_analysis(&self, path: &Path, model: &str, result: &str) -> Result<(), DbError> {
         let Some((size, mtime)) = stamp(path) else {
