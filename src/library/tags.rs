@@ -212,6 +212,18 @@ pub fn audio_checksum(path: &Path) -> Result<(u64, u64), TagError> {
     Ok((n, h.finish()))
 }
 
+/// Set the genres of a file whose primary tag is its ID3v2 tag or chunk (created if
+/// absent); evaluates to whether it must be saved as ID3v2.3. (A macro: lofty's
+/// concrete file types share no trait for their ID3v2 accessors.)
+macro_rules! primary_id3v2 {
+    ($file:expr, $genres:expr, $opts:expr) => {{
+        let mut tag = $file.id3v2().cloned().unwrap_or_else(Id3v2Tag::new);
+        let v23 = set_id3v2_genres(&mut tag, $genres, $opts);
+        $file.set_id3v2(tag);
+        v23
+    }};
+}
+
 /// Set the genres in the file at `path` (a scratch copy), by the format's convention.
 fn set_genres_in(path: &Path, genres: &[String], opts: &TagWriteOptions) -> Result<(), TagError> {
     let file_type = lofty::probe::Probe::open(path)
@@ -234,9 +246,7 @@ fn set_genres_in(path: &Path, genres: &[String], opts: &TagWriteOptions) -> Resu
         FileType::Mpeg => {
             let mut file =
                 lofty::mpeg::MpegFile::read_from(&mut f, parse).map_err(|e| format_err(path, e))?;
-            let mut tag = file.id3v2().cloned().unwrap_or_else(Id3v2Tag::new);
-            let v23 = set_id3v2_genres(&mut tag, genres, opts);
-            file.set_id3v2(tag);
+            let v23 = primary_id3v2!(file, genres, opts);
             // Secondary tags that carry a genre are kept in step, so no reader sees a stale one.
             if let Some(v1) = file.id3v1_mut() {
                 // ID3v1 holds one genre from a fixed list; lofty maps the name (or clears it).
@@ -250,9 +260,7 @@ fn set_genres_in(path: &Path, genres: &[String], opts: &TagWriteOptions) -> Resu
         FileType::Wav => {
             let mut file = lofty::iff::wav::WavFile::read_from(&mut f, parse)
                 .map_err(|e| format_err(path, e))?;
-            let mut tag = file.id3v2().cloned().unwrap_or_else(Id3v2Tag::new);
-            let v23 = set_id3v2_genres(&mut tag, genres, opts);
-            file.set_id3v2(tag);
+            let v23 = primary_id3v2!(file, genres, opts);
             if let Some(info) = file.riff_info_mut() {
                 set_accessor_genre(info, genres);
             }
@@ -261,9 +269,7 @@ fn set_genres_in(path: &Path, genres: &[String], opts: &TagWriteOptions) -> Resu
         FileType::Aiff => {
             let mut file = lofty::iff::aiff::AiffFile::read_from(&mut f, parse)
                 .map_err(|e| format_err(path, e))?;
-            let mut tag = file.id3v2().cloned().unwrap_or_else(Id3v2Tag::new);
-            let v23 = set_id3v2_genres(&mut tag, genres, opts);
-            file.set_id3v2(tag);
+            let v23 = primary_id3v2!(file, genres, opts);
             save(&file, &mut f, path, write, v23)
         }
         FileType::Flac => {
