@@ -203,7 +203,7 @@ fn extract_patches_inner(path: &Path, opts: &PatchOptions) -> Result<Patches, De
     mel.push(&buf16, &mut frames);
     mel.finish(&mut frames);
     let mut padded = false;
-    if next_patch == 0 && frames.len() + per_patch / 2 < per_patch * 2 {
+    if next_patch == 0 {
         // Shorter than one patch: pad with silence (log-mel 0) so short clips still get a guess.
         padded = true;
         frames.resize(per_patch, 0.0);

@@ -16,6 +16,7 @@ pub mod genre;
 pub mod gui;
 pub mod library;
 pub mod ml;
+pub mod train;
 
 pub use error::{Error, Result};
 pub use genre::Genre;

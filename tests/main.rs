@@ -4,6 +4,7 @@ mod cli_classify;
 mod cli_tag;
 mod common;
 mod crash;
+mod datasets;
 mod decode;
 mod musicnn_golden;
 mod scan;

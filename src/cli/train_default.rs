@@ -48,6 +48,10 @@ pub struct TrainArgs {
     /// Only report cross-validation; do not write a model.
     #[arg(long)]
     pub cv_only: bool,
+    /// Folder with the fault-filtered GTZAN split lists (train/valid/test_filtered.txt);
+    /// skipped if absent.
+    #[arg(long, default_value_os_t = super::default_gtzan_dir().join("../splits/gtzan-fault-filtered"))]
+    pub splits: PathBuf,
 }
 
 /// One clip's cached embedding.
@@ -380,6 +384,70 @@ fn print_table(title: &str, rows: &[CvResult]) {
     }
 }
 
+/// Result on the explicit fault-filtered split.
+#[derive(Debug, Clone, Serialize)]
+pub struct ListSplitResult {
+    /// Training clips present (train + valid lists).
+    pub train: usize,
+    /// Test clips present.
+    pub test: usize,
+    /// Accuracy on them.
+    pub accuracy: f64,
+    /// Listed files not in the dataset.
+    pub missing: usize,
+    /// Files listed in all three lists.
+    pub listed: usize,
+}
+
+fn fault_filtered(
+    args: &TrainArgs,
+    clips: &[Clip],
+    device: &Device,
+) -> anyhow::Result<ListSplitResult> {
+    use crate::train::dataset::{Dataset, from_lists};
+    let ds = Dataset::from_folder(&args.data)?;
+    let split = from_lists(
+        &ds,
+        &args.splits.join("train_filtered.txt"),
+        Some(&args.splits.join("valid_filtered.txt")),
+        &args.splits.join("test_filtered.txt"),
+    )?;
+    let by_rel: BTreeMap<&str, &Clip> = clips.iter().map(|c| (c.rel.as_str(), c)).collect();
+    let clip = |i: usize| -> Option<&Clip> {
+        let rel = ds.items[i]
+            .path
+            .strip_prefix(&args.data)
+            .ok()?
+            .to_string_lossy()
+            .to_string();
+        by_rel.get(rel.as_str()).copied()
+    };
+    let train: Vec<&Clip> = split
+        .train
+        .iter()
+        .chain(&split.val)
+        .filter_map(|&i| clip(i))
+        .collect();
+    let test: Vec<&Clip> = split.test.iter().filter_map(|&i| clip(i)).collect();
+    anyhow::ensure!(
+        !train.is_empty() && !test.is_empty(),
+        "no clips of the split lists are present"
+    );
+    let pred = fit_predict(args.kind, &train, &test, device)?;
+    let correct = test
+        .iter()
+        .zip(&pred)
+        .filter(|(c, p)| c.label == **p)
+        .count();
+    Ok(ListSplitResult {
+        train: train.len(),
+        test: test.len(),
+        accuracy: correct as f64 / test.len() as f64,
+        missing: split.missing.len(),
+        listed: split.train.len() + split.val.len() + split.test.len() + split.missing.len(),
+    })
+}
+
 /// Clips with the TF reference embeddings instead of ours.
 fn reference_clips(npz: &Path) -> anyhow::Result<Vec<Clip>> {
     let arrays = crate::ml::npy::read_npz(npz)?;
@@ -427,6 +495,15 @@ pub fn run(args: TrainArgs, device: &Device) -> anyhow::Result<u8> {
         let theirs = standard_protocols(&reference_clips(npz)?, args.kind, args.repeats, device)?;
         print_table("TensorFlow reference embeddings -> same head:", &theirs);
         report["tensorflow_reference"] = serde_json::to_value(&theirs)?;
+    }
+    if args.splits.join("test_filtered.txt").exists() {
+        let r = fault_filtered(&args, &clips, device)?;
+        println!(
+            "fault-filtered split (Kereliuk et al.), files present here: trained on {} (train+valid), \
+             tested on {}: accuracy {:.3} ({} of {} listed files missing)",
+            r.train, r.test, r.accuracy, r.missing, r.listed
+        );
+        report["fault_filtered"] = serde_json::to_value(&r)?;
     }
     if args.cv_only {
         return Ok(EXIT_OK);
