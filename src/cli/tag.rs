@@ -182,6 +182,7 @@ pub fn run(args: TagArgs, device: &Device) -> anyhow::Result<u8> {
         .iter()
         .cloned()
         .partition(|p| lib.cached_analysis(p, &model_id).ok().flatten().is_some());
+    progress.set_length(to_decode.len() as u64);
     let mut ranked_of: Vec<(PathBuf, Result<Ranked, String>)> = cached
         .into_iter()
         .map(|p| {
