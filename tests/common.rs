@@ -108,3 +108,25 @@ pub fn dominant_hz(x: &[f32], rate: u32) -> f32 {
     }
     best.1 as f32 * rate as f32 / n as f32
 }
+
+/// The packet-based encodings the damage tests exercise: file name and ffmpeg arguments.
+pub const PACKET_FORMATS: [(&str, &[&str]); 3] = [
+    ("t.mp3", &["-c:a", "libmp3lame"]),
+    ("t.flac", &[]),
+    ("t.ogg", &["-c:a", "libvorbis"]),
+];
+
+/// Encode `src` into each format in `dir`; returns (file name, encoded bytes).
+pub fn encode_all(src: &Path, dir: &Path, formats: &[(&str, &[&str])]) -> Vec<(String, Vec<u8>)> {
+    formats
+        .iter()
+        .map(|(name, args)| {
+            let dst = dir.join(name);
+            assert!(ffmpeg(src, &dst, args), "ffmpeg could not make {name}");
+            (
+                name.to_string(),
+                std::fs::read(&dst).expect("read encoded file"),
+            )
+        })
+        .collect()
+}

@@ -3,7 +3,9 @@
 use genretag::audio::{self, read_mono};
 use genretag::error::DecodeError;
 
-use crate::common::{dominant_hz, ffmpeg, have, write_au_sine, write_wav_sine};
+use crate::common::{
+    PACKET_FORMATS, dominant_hz, encode_all, ffmpeg, have, write_au_sine, write_wav_sine,
+};
 
 #[test]
 fn every_format_decodes_to_the_right_tone() {
@@ -81,15 +83,7 @@ fn truncated_files_keep_the_audio_before_the_cut() {
     let dir = tempfile::tempdir().expect("tempdir");
     let wav = dir.path().join("tone.wav");
     write_wav_sine(&wav, 440.0, 44_100, 4.0);
-    for (name, args) in [
-        ("t.mp3", vec!["-c:a", "libmp3lame"]),
-        ("t.flac", vec![]),
-        ("t.ogg", vec!["-c:a", "libvorbis"]),
-    ] {
-        let enc = dir.path().join(name);
-        assert!(ffmpeg(&wav, &enc, &args));
-        let bytes = std::fs::read(&enc).expect("read");
-
+    for (name, bytes) in encode_all(&wav, dir.path(), &PACKET_FORMATS) {
         // Truncated at 60%: the first part still decodes.
         let cut = dir.path().join(format!("cut_{name}"));
         std::fs::write(&cut, &bytes[..bytes.len() * 6 / 10]).expect("write");
@@ -113,14 +107,7 @@ fn corrupt_bytes_mid_file_lose_only_the_damaged_part() {
     let dir = tempfile::tempdir().expect("tempdir");
     let wav = dir.path().join("long.wav");
     write_wav_sine(&wav, 440.0, 44_100, 20.0);
-    for (name, args) in [
-        ("t.mp3", vec!["-c:a", "libmp3lame"]),
-        ("t.flac", vec![]),
-        ("t.ogg", vec!["-c:a", "libvorbis"]),
-    ] {
-        let enc = dir.path().join(name);
-        assert!(ffmpeg(&wav, &enc, &args));
-        let mut bytes = std::fs::read(&enc).expect("read");
+    for (name, mut bytes) in encode_all(&wav, dir.path(), &PACKET_FORMATS) {
         // 300 bytes of garbage in the middle: the packets before and after it survive.
         let mid = bytes.len() / 2;
         bytes[mid..mid + 300].fill(0x5a);
