@@ -7,7 +7,6 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
 
 use anyhow::Context;
 use burn::tensor::Device;
@@ -15,7 +14,7 @@ use clap::Args;
 use serde::{Deserialize, Serialize};
 
 use super::EXIT_OK;
-use crate::analysis::{BACKBONE_FILE, PatchOptions, extract_patches, find_model, mean_rows};
+use crate::analysis::{BACKBONE_FILE, PatchOptions, decode_ahead, find_model, mean_rows};
 use crate::genre::Genre;
 use crate::ml::cv::{grouped_folds, gtzan_block, stratified_folds};
 use crate::ml::musicnn::EMBED_DIM;
@@ -144,23 +143,13 @@ pub fn embed_dataset(
     if !todo.is_empty() {
         eprintln!("embedding {} clips with musicnn...", todo.len());
         let bar = indicatif::ProgressBar::new(todo.len() as u64);
-        let (tx, rx) = mpsc::sync_channel(2);
-        let jobs = todo.clone();
-        let worker = std::thread::spawn(move || {
-            for (rel, path, stamp) in jobs {
-                let r = extract_patches(
-                    &path,
-                    &PatchOptions {
-                        max_patches: None,
-                        batch: 10,
-                    },
-                );
-                if tx.send((rel, stamp, r)).is_err() {
-                    break;
-                }
-            }
-        });
-        for (rel, (size, mtime), patches) in rx {
+        let paths: Vec<PathBuf> = todo.iter().map(|(_, p, _)| p.clone()).collect();
+        let all_patches = PatchOptions {
+            max_patches: None,
+            batch: 10,
+        };
+        // decode_ahead yields files in order, so they pair up with `todo`.
+        for ((rel, _, (size, mtime)), (_, patches)) in todo.into_iter().zip(decode_ahead(paths, all_patches)) {
             let patches = patches.with_context(|| format!("while decoding {rel}"))?;
             let outs = backbone.embed_patches(&patches.data, 10);
             let embs: Vec<Vec<f32>> = outs.into_iter().map(|(e, _)| e).collect();
@@ -176,9 +165,6 @@ pub fn embed_dataset(
             bar.inc(1);
         }
         bar.finish_and_clear();
-        worker
-            .join()
-            .map_err(|_| anyhow::anyhow!("decoder thread panicked"))?;
         if let Some(parent) = cache_path.parent() {
             std::fs::create_dir_all(parent)?;
         }
