@@ -4,6 +4,7 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use crate::audio::AUDIO_EXTENSIONS;
+use crate::library::scan::walk_audio;
 
 /// True if the file name has an audio extension we handle.
 pub fn has_audio_extension(path: &Path) -> bool {
@@ -13,62 +14,26 @@ pub fn has_audio_extension(path: &Path) -> bool {
 }
 
 /// Files named directly are kept whatever their extension (the decoder judges them);
-/// folders are searched recursively for audio extensions, skipping hidden entries.
-/// Returns the files (sorted per argument) and the paths that could not be read.
+/// folders are searched recursively for audio ([`walk_audio`]), skipping hidden entries
+/// and symlink loops. Returns the files (sorted per argument) and the paths that could
+/// not be read.
 pub fn collect(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<(PathBuf, String)>) {
     let mut files = Vec::new();
     let mut errors = Vec::new();
     let mut seen_dirs = HashSet::new();
     for p in paths {
-        match std::fs::metadata(p) {
-            Ok(m) if m.is_dir() => {
-                let mut found = Vec::new();
-                walk(p, &mut found, &mut errors, &mut seen_dirs);
-                found.sort();
-                files.extend(found);
-            }
-            Ok(_) => files.push(p.clone()),
-            Err(e) => errors.push((p.clone(), e.to_string())),
-        }
+        let mut found = Vec::new();
+        walk_audio(
+            std::slice::from_ref(p),
+            &mut seen_dirs,
+            true,
+            &mut errors,
+            |f| found.push(f),
+        );
+        found.sort();
+        files.extend(found);
     }
     (files, errors)
-}
-
-fn walk(
-    dir: &Path,
-    out: &mut Vec<PathBuf>,
-    errors: &mut Vec<(PathBuf, String)>,
-    seen: &mut HashSet<PathBuf>,
-) {
-    let canonical = match dir.canonicalize() {
-        Ok(c) => c,
-        Err(e) => {
-            errors.push((dir.to_path_buf(), e.to_string()));
-            return;
-        }
-    };
-    if !seen.insert(canonical) {
-        return; // symlink loop or repeated argument
-    }
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) => {
-            errors.push((dir.to_path_buf(), e.to_string()));
-            return;
-        }
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if entry.file_name().to_string_lossy().starts_with('.') {
-            continue;
-        }
-        match std::fs::metadata(&path) {
-            Ok(m) if m.is_dir() => walk(&path, out, errors, seen),
-            Ok(_) if has_audio_extension(&path) => out.push(path),
-            Ok(_) => {}
-            Err(e) => errors.push((path, e.to_string())),
-        }
-    }
 }
 
 #[cfg(test)]

@@ -149,7 +149,9 @@ pub fn embed_dataset(
             batch: 10,
         };
         // decode_ahead yields files in order, so they pair up with `todo`.
-        for ((rel, _, (size, mtime)), (_, patches)) in todo.into_iter().zip(decode_ahead(paths, all_patches)) {
+        for ((rel, _, (size, mtime)), (_, patches)) in
+            todo.into_iter().zip(decode_ahead(paths, all_patches))
+        {
             let patches = patches.with_context(|| format!("while decoding {rel}"))?;
             let outs = backbone.embed_patches(&patches.data, 10);
             let embs: Vec<Vec<f32>> = outs.into_iter().map(|(e, _)| e).collect();

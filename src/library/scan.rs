@@ -87,11 +87,18 @@ pub fn content_hash(path: &Path) -> std::io::Result<String> {
     Ok(format!("{:016x}", h.finish()))
 }
 
-/// Walk `roots`, calling `visit` for each audio file (skipping hidden entries and
-/// symlink loops; unreadable folders are reported).
-fn walk(roots: &[PathBuf], errors: &mut Vec<(PathBuf, String)>, mut visit: impl FnMut(PathBuf)) {
-    let mut seen = HashSet::new();
-    let mut stack: Vec<PathBuf> = roots.to_vec();
+/// Walk `roots`, calling `visit` for each audio file ([`looks_like_audio`]), skipping
+/// hidden entries and folders already walked (symlink loops, repeated roots, tracked in
+/// `seen`); unreadable paths go to `errors`. A root that is a file is visited if it
+/// looks like audio, or always with `keep_named_files` (the decoder then judges it).
+pub fn walk_audio(
+    roots: &[PathBuf],
+    seen: &mut HashSet<PathBuf>,
+    keep_named_files: bool,
+    errors: &mut Vec<(PathBuf, String)>,
+    mut visit: impl FnMut(PathBuf),
+) {
+    let mut stack: Vec<PathBuf> = roots.iter().rev().cloned().collect();
     while let Some(dir) = stack.pop() {
         let meta = match std::fs::metadata(&dir) {
             Ok(m) => m,
@@ -101,7 +108,8 @@ fn walk(roots: &[PathBuf], errors: &mut Vec<(PathBuf, String)>, mut visit: impl 
             }
         };
         if !meta.is_dir() {
-            if looks_like_audio(&dir) {
+            // Only roots reach here: sub-folder entries that are files are visited below.
+            if keep_named_files || looks_like_audio(&dir) {
                 visit(dir);
             }
             continue;
@@ -160,7 +168,7 @@ impl Library {
         let mut pending: Vec<PathBuf> = Vec::with_capacity(CHUNK);
         let mut result = Ok(());
         let mut errors = Vec::new();
-        walk(roots, &mut errors, |path| {
+        walk_audio(roots, &mut HashSet::new(), false, &mut errors, |path| {
             if result.is_err() {
                 return;
             }
