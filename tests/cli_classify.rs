@@ -1,14 +1,8 @@
 //! `genretag classify` as a user runs it: real binary, real files, JSON schema, exit codes.
 
-use std::process::Command;
-
 use serde_json::Value;
 
-use crate::common::{write_au_sine, write_wav_sine};
-
-fn genretag() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_genretag"))
-}
+use crate::common::{genretag, write_au_sine, write_wav_sine};
 
 #[test]
 fn issue2_classify_json_reports_each_file_and_continues_past_bad_ones() {

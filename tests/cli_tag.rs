@@ -2,15 +2,19 @@
 //! writes and journals, undo restores exactly and refuses files changed since.
 
 use std::path::Path;
-use std::process::Command;
 
 use genretag::library::{TagWriteOptions, read_tags, write_genres};
 use serde_json::Value;
 
-use crate::common::{ffmpeg, have, write_wav_sine};
+use crate::common::{ffmpeg, genretag, have, write_wav_sine};
 
-fn genretag() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_genretag"))
+fn undo(db: &Path) -> std::process::Output {
+    genretag()
+        .arg("undo")
+        .arg("--db")
+        .arg(db)
+        .output()
+        .expect("runs")
 }
 
 fn run_json(args: &[&str], dir: &Path, db: &Path) -> (Option<i32>, Value) {
@@ -86,12 +90,7 @@ fn issue3_tag_preview_write_undo_round_trip() {
     assert_eq!(v["summary"]["unchanged"], 2, "{v}");
 
     // Undo restores the exact old state: genres and every byte of audio and other tags.
-    let out = genretag()
-        .arg("undo")
-        .arg("--db")
-        .arg(&db)
-        .output()
-        .expect("runs");
+    let out = undo(&db);
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -100,12 +99,7 @@ fn issue3_tag_preview_write_undo_round_trip() {
     );
     assert_eq!(read_tags(&a).expect("a").genres, vec!["Old"]);
     assert!(read_tags(&b).expect("b").genres.is_empty());
-    let out = genretag()
-        .arg("undo")
-        .arg("--db")
-        .arg(&db)
-        .output()
-        .expect("runs");
+    let out = undo(&db);
     assert!(String::from_utf8_lossy(&out.stderr).contains("nothing to undo"));
 
     // A file changed after the write is refused by undo; the other is reverted.
@@ -116,12 +110,7 @@ fn issue3_tag_preview_write_undo_round_trip() {
         &TagWriteOptions::default(),
     )
     .expect("manual edit");
-    let out = genretag()
-        .arg("undo")
-        .arg("--db")
-        .arg(&db)
-        .output()
-        .expect("runs");
+    let out = undo(&db);
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(text.contains("refused") && text.contains("b.mp3"), "{text}");

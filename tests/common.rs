@@ -3,6 +3,11 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// The `genretag` binary under test.
+pub fn genretag() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_genretag"))
+}
+
 /// `../shared` beside the repository, or `None` (with a skip message) outside CI.
 /// Under CI (`CI=true`) a missing folder is a failure.
 pub fn shared(sub: &str) -> Option<PathBuf> {

@@ -6,13 +6,13 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use genretag::library::tags::audio_checksum;
 use genretag::library::{Library, read_tags};
 
-use crate::common::{ffmpeg, have, write_wav_sine};
+use crate::common::{ffmpeg, genretag, have, write_wav_sine};
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -74,7 +74,7 @@ fn issue3_kill_9_during_tag_write_never_corrupts() {
     // Warm up: one complete run fills the analysis cache and measures how long a whole
     // write batch takes, so the kills below land inside batches, not after them.
     let started = std::time::Instant::now();
-    let warm = Command::new(env!("CARGO_BIN_EXE_genretag"))
+    let warm = genretag()
         .args(["tag", "--write", "--min-prob", "0", "--db"])
         .arg(&db)
         .arg(&dir)
@@ -93,7 +93,7 @@ fn issue3_kill_9_during_tag_write_never_corrupts() {
         .collect();
     std::fs::write(&calib, lines).expect("map");
     let time_one = std::time::Instant::now();
-    let full = Command::new(env!("CARGO_BIN_EXE_genretag"))
+    let full = genretag()
         .args(["tag", "--write", "--min-prob", "0", "--map"])
         .arg(&calib)
         .arg("--db")
@@ -119,7 +119,7 @@ fn issue3_kill_9_during_tag_write_never_corrupts() {
             .map(|(p, _)| (p.clone(), read_tags(p).expect("readable").genres))
             .collect();
 
-        let mut child = Command::new(env!("CARGO_BIN_EXE_genretag"))
+        let mut child = genretag()
             .args(["tag", "--write", "--min-prob", "0", "--map"])
             .arg(&map)
             .arg("--db")

@@ -1,10 +1,8 @@
 //! `genretag scan` and the library database: new, unchanged, changed, removed files.
 
-use std::process::Command;
-
 use genretag::library::Library;
 
-use crate::common::{ffmpeg, have, write_wav_sine};
+use crate::common::{ffmpeg, genretag, have, write_wav_sine};
 
 #[test]
 fn issue3_scan_caches_and_notices_changes() {
@@ -58,7 +56,7 @@ fn issue3_scan_caches_and_notices_changes() {
     assert_eq!(lib.track_count().expect("count"), 2);
 
     // The CLI prints the same counts; a second process can use the database alongside.
-    let out = Command::new(env!("CARGO_BIN_EXE_genretag"))
+    let out = genretag()
         .args(["scan", "--json", "--db"])
         .arg(&db)
         .arg(&root)
@@ -83,7 +81,7 @@ fn issue3_two_processes_share_the_database() {
     }
     let db = work.path().join("lib.sqlite3");
     let spawn = || {
-        Command::new(env!("CARGO_BIN_EXE_genretag"))
+        genretag()
             .args(["scan", "--json", "--db"])
             .arg(&db)
             .arg(&root)
