@@ -1,17 +1,9 @@
 //! Expanding command-line paths into audio files (recursively, loop-safe, sorted).
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use crate::audio::AUDIO_EXTENSIONS;
 use crate::library::scan::walk_audio;
-
-/// True if the file name has an audio extension we handle.
-pub fn has_audio_extension(path: &Path) -> bool {
-    path.extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| AUDIO_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
-}
 
 /// Files named directly are kept whatever their extension (the decoder judges them);
 /// folders are searched recursively for audio ([`walk_audio`]), skipping hidden entries

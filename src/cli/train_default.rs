@@ -89,24 +89,21 @@ fn file_stamp(p: &Path) -> (u64, u64) {
 
 /// Labelled files of a GTZAN-layout folder, sorted.
 pub fn dataset_files(data: &Path) -> anyhow::Result<Vec<(String, usize)>> {
-    let mut out = Vec::new();
-    for g in Genre::ALL {
-        let dir = data.join(g.key());
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        let mut names: Vec<String> = entries
-            .flatten()
-            .map(|e| e.file_name().to_string_lossy().to_string())
-            .filter(|n| super::files::has_audio_extension(Path::new(n)))
-            .collect();
-        names.sort();
-        out.extend(
-            names
-                .into_iter()
-                .map(|n| (format!("{}/{n}", g.key()), g.index())),
-        );
-    }
+    let ds = crate::train::dataset::Dataset::from_folder(data)?;
+    let out: Vec<(String, usize)> = ds
+        .items
+        .iter()
+        .filter_map(|item| {
+            let genre = Genre::from_key(&ds.labels[item.label])?;
+            let rel = item
+                .path
+                .strip_prefix(data)
+                .ok()?
+                .to_string_lossy()
+                .to_string();
+            Some((rel, genre.index()))
+        })
+        .collect();
     anyhow::ensure!(
         !out.is_empty(),
         "no genre folders with audio in {}",
