@@ -20,3 +20,20 @@ pub mod train;
 
 pub use error::{Error, Result};
 pub use genre::Genre;
+
+/// Keep freed memory in the process instead of handing every large block back to the
+/// kernel: the CPU backend allocates and frees tens of megabytes per layer, and with
+/// glibc's defaults each of those becomes a fresh `mmap` whose pages fault in one by
+/// one (measured: a training step of the benchmark CNN went from 1.21 s to 0.69 s).
+pub fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes glibc's allocation thresholds; called before any
+    // other thread exists.
+    unsafe {
+        // The largest threshold glibc accepts on 64-bit (half its 64 MiB heap size);
+        // setting it also turns off the dynamic threshold adjustment.
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
+        libc::mallopt(libc::M_TOP_PAD, 64 << 20);
+    }
+}

@@ -9,3 +9,4 @@ mod decode;
 mod musicnn_golden;
 mod scan;
 mod tags;
+mod training;

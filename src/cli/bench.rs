@@ -176,3 +176,94 @@ pub fn run(args: BenchArgs, device: &Device) -> anyhow::Result<u8> {
     }
     Ok(EXIT_OK)
 }
+
+/// Arguments of `bench-train`.
+#[derive(Debug, Args)]
+pub struct BenchTrainArgs {
+    /// Timed training steps per variant.
+    #[arg(long, default_value_t = 10)]
+    pub steps: usize,
+    /// Batch size.
+    #[arg(long, default_value_t = 32)]
+    pub batch: usize,
+    /// Reference timings (JSON written by scripts/train_reference.py).
+    #[arg(long)]
+    pub reference: Option<PathBuf>,
+    /// Also time burn's generic Conv2d (slow: several seconds per step).
+    #[arg(long)]
+    pub burn_conv: bool,
+    /// Write the measurements as JSON here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+#[derive(Debug, Deserialize, serde::Serialize)]
+struct TrainReference {
+    framework: String,
+    parameters: usize,
+    step_s: f64,
+    infer_ms: f64,
+}
+
+/// Run `bench-train`.
+pub fn run_train(args: BenchTrainArgs, device: &Device) -> anyhow::Result<u8> {
+    use crate::train::bench::{INPUT, Variant, WIDTHS, measure};
+    let reference: Option<TrainReference> = match &args.reference {
+        Some(p) => Some(
+            serde_json::from_str(
+                &std::fs::read_to_string(p)
+                    .with_context(|| format!("cannot read {}", p.display()))?,
+            )
+            .with_context(|| format!("bad reference JSON {}", p.display()))?,
+        ),
+        None => None,
+    };
+    println!(
+        "CNN {WIDTHS:?} (3x3 conv, batch norm, ReLU, 2x2 max-pool; global average pool; dense 10), batch {} of 1x{}x{}, Adam",
+        args.batch, INPUT[0], INPUT[1]
+    );
+    if std::env::var_os("GENRETAG_BENCH_LAYERS").is_some() {
+        crate::train::bench::layer_timings(device, args.batch);
+    }
+    let mut variants = vec![Variant::Genretag];
+    if args.burn_conv {
+        variants.push(Variant::BurnConv2d);
+    }
+    let mut results = Vec::new();
+    for v in variants {
+        let m = measure(v, device, args.batch, args.steps, 20);
+        println!(
+            "{:<12} {:>7} params  {:>7.3} s/step  {:>6.2} ms/inference  (loss after {} steps {:.3})",
+            format!("{:?}", m.variant),
+            m.parameters,
+            m.step_s,
+            m.infer_ms,
+            args.steps + 2,
+            m.final_loss
+        );
+        results.push(m);
+    }
+    if let Some(r) = &reference {
+        println!(
+            "{:<12} {:>7} params  {:>7.3} s/step  {:>6.2} ms/inference",
+            r.framework, r.parameters, r.step_s, r.infer_ms
+        );
+        for m in &results {
+            println!(
+                "ratio {:?} / {}: training step {:.2}x, inference {:.2}x",
+                m.variant,
+                r.framework,
+                m.step_s / r.step_s,
+                m.infer_ms / r.infer_ms
+            );
+        }
+    }
+    if let Some(p) = &args.json {
+        let text = serde_json::to_string_pretty(&serde_json::json!({
+            "results": results,
+            "reference": reference,
+        }))?;
+        std::fs::write(p, text + "\n").with_context(|| format!("cannot write {}", p.display()))?;
+    }
+    Ok(EXIT_OK)
+}

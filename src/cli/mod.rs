@@ -8,6 +8,7 @@ mod convert;
 pub mod files;
 mod scan;
 mod tag;
+mod train;
 mod train_default;
 
 use std::path::PathBuf;
@@ -59,6 +60,16 @@ pub enum Command {
     Scan(scan::ScanArgs),
     /// Measure library scan speed and memory on a synthetic library of tiny files.
     BenchScan(scan::BenchScanArgs),
+    /// Measure training speed on the benchmark CNN (beside a TensorFlow reference).
+    BenchTrain(bench::BenchTrainArgs),
+    /// Train a genre model (any kind) on a labelled dataset and report on its test split.
+    Train(Box<train::TrainArgs>),
+    /// Evaluate a trained model on a dataset's test split (or all of it).
+    Eval(train::EvalArgs),
+    /// Compare runs side by side, with McNemar's test on their common test tracks.
+    Compare(train::CompareArgs),
+    /// Combine trained models into an ensemble (sum, product, agree-else-most-confident).
+    Ensemble(train::EnsembleArgs),
 }
 
 /// Parse arguments and run. Returns the process exit code.
@@ -82,6 +93,11 @@ pub fn main() -> ExitCode {
         Some(Command::History(args)) => tag::run_history(args),
         Some(Command::Scan(args)) => scan::run(args),
         Some(Command::BenchScan(args)) => scan::run_bench(args),
+        Some(Command::BenchTrain(args)) => bench::run_train(args, &device),
+        Some(Command::Train(args)) => train::run(*args, &device),
+        Some(Command::Eval(args)) => train::run_eval(args, &device),
+        Some(Command::Compare(args)) => train::run_compare(args),
+        Some(Command::Ensemble(args)) => train::run_ensemble(args, &device),
     };
     match result {
         Ok(code) => ExitCode::from(code),

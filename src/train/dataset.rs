@@ -305,6 +305,58 @@ pub fn from_lists(
     })
 }
 
+/// "Use my library's genre tags as labels": every audio file under `roots` whose first
+/// genre tag (after the optional mapping file of `tag value = label` lines, compared
+/// case-insensitively) names a genre with at least `min_tracks` tracks.
+pub fn from_library_tags(
+    roots: &[PathBuf],
+    min_tracks: usize,
+    map: Option<&Path>,
+) -> Result<Dataset, String> {
+    let mut mapping: BTreeMap<String, String> = BTreeMap::new();
+    if let Some(m) = map {
+        let text =
+            std::fs::read_to_string(m).map_err(|e| format!("cannot read {}: {e}", m.display()))?;
+        for (n, line) in text.lines().enumerate() {
+            let line = line.split('#').next().unwrap_or("").trim();
+            if line.is_empty() {
+                continue;
+            }
+            let Some((from, to)) = line.split_once('=') else {
+                return Err(format!(
+                    "{} line {}: expected `tag value = label`",
+                    m.display(),
+                    n + 1
+                ));
+            };
+            mapping.insert(from.trim().to_lowercase(), to.trim().to_string());
+        }
+    }
+    let (files, _) = crate::cli::files::collect(roots);
+    let mut pairs = Vec::new();
+    for f in files {
+        let Ok(tags) = crate::library::tags::read_tags(&f) else {
+            continue;
+        };
+        let Some(g) = tags.genres.first().map(|g| g.trim().to_string()) else {
+            continue;
+        };
+        if g.is_empty() {
+            continue;
+        }
+        let label = mapping.get(&g.to_lowercase()).cloned().unwrap_or(g);
+        pairs.push((f, label));
+    }
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    pairs
+        .iter()
+        .for_each(|(_, l)| *counts.entry(l.clone()).or_default() += 1);
+    pairs.retain(|(_, l)| counts[l] >= min_tracks.max(1));
+    let origin = roots.first().cloned().unwrap_or_default();
+    build(pairs, &origin)
+        .map_err(|e| format!("{e} (no genre with at least {min_tracks} tagged tracks)"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

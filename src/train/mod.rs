@@ -1,8 +1,21 @@
-//! Training and evaluation (issue 5), starting with datasets and honest splits.
+//! Training and evaluation: datasets and honest splits, the inputs models read
+//! (cached on disk), every model of the reports we build on, the training loop,
+//! metrics, report folders, ensembles and hyperparameter search.
 //!
-//! Nothing here knows about the GUI; the `train`/`eval` commands and the app's
-//! training tab will drive it.
+//! Nothing here knows about the GUI; the `train`/`eval`/`compare` commands and the
+//! app's training tab drive it through [`run`].
 
+pub mod bench;
+pub mod conv;
 pub mod dataset;
+pub mod features;
+pub mod forest;
+pub mod metrics;
+pub mod models;
+pub mod report;
+pub mod run;
+pub mod saved;
+pub mod search;
+pub mod trainer;
 
 pub use dataset::{Dataset, Item, Split, SplitError};

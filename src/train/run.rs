@@ -1,0 +1,543 @@
+//! A whole run: dataset -> split -> features -> training -> test evaluation -> report
+//! folder and saved model. Shared by `genretag train`, `genretag eval` and the app.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+
+use burn::tensor::Device;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::dataset::{self, Dataset, Split};
+use super::features::{FeatureStore, Repr, Windowing};
+use super::forest::Forest;
+use super::metrics::Metrics;
+use super::models::{ModelKind, ModelSpec};
+use super::report::{Prediction, Report};
+use super::saved::{ModelFile, SavedModel, spec_name};
+use super::trainer::{self, Event, Norm, Stop, TrackData, TrainConfig};
+use crate::error::{Error, ModelError};
+
+/// Where labelled tracks come from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// A folder with one sub-folder per genre.
+    Folder(PathBuf),
+    /// A `path<TAB>genre` list.
+    List(PathBuf),
+    /// The genre tags already in a music library.
+    Library {
+        /// Folders to scan.
+        roots: Vec<PathBuf>,
+        /// Genres with fewer tracks are left out.
+        min_tracks: usize,
+        /// Optional `tag value = label` mapping file.
+        map: Option<PathBuf>,
+    },
+}
+
+impl Source {
+    /// Load the dataset.
+    pub fn load(&self) -> Result<Dataset, String> {
+        match self {
+            Source::Folder(p) => Dataset::from_folder(p).map_err(|e| e.to_string()),
+            Source::List(p) => Dataset::from_list(p).map_err(|e| e.to_string()),
+            Source::Library {
+                roots,
+                min_tracks,
+                map,
+            } => dataset::from_library_tags(roots, *min_tracks, map.as_deref()),
+        }
+    }
+
+    /// For reports.
+    pub fn describe(&self) -> String {
+        match self {
+            Source::Folder(p) => format!("folder {}", p.display()),
+            Source::List(p) => format!("list {}", p.display()),
+            Source::Library {
+                roots, min_tracks, ..
+            } => format!(
+                "library tags of {} (min {min_tracks} tracks per genre)",
+                roots
+                    .iter()
+                    .map(|r| r.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }
+    }
+}
+
+/// Grouping key of a grouped split.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum GroupBy {
+    /// GTZAN's blocks of 5 consecutive clip numbers.
+    Gtzan,
+    /// The artist tag.
+    Artist,
+    /// The album tag.
+    Album,
+}
+
+/// How to split.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SplitSpec {
+    /// Stratified random by track.
+    Stratified {
+        /// Test fraction.
+        test: f64,
+        /// Validation fraction.
+        val: f64,
+        /// Seed.
+        seed: u64,
+    },
+    /// Whole groups in one part.
+    Grouped {
+        /// Key.
+        by: GroupBy,
+        /// Test fraction of groups.
+        test: f64,
+        /// Validation fraction of groups.
+        val: f64,
+        /// Seed.
+        seed: u64,
+    },
+    /// Explicit lists.
+    Lists {
+        /// Training list.
+        train: PathBuf,
+        /// Validation list.
+        val: Option<PathBuf>,
+        /// Test list.
+        test: PathBuf,
+    },
+}
+
+impl SplitSpec {
+    /// Apply to a dataset.
+    pub fn apply(&self, ds: &Dataset) -> Result<Split, String> {
+        Ok(match self {
+            SplitSpec::Stratified { test, val, seed } => {
+                dataset::stratified(ds, *test, *val, *seed)
+            }
+            SplitSpec::Grouped {
+                by,
+                test,
+                val,
+                seed,
+            } => match by {
+                GroupBy::Gtzan => dataset::grouped(
+                    ds,
+                    &|i| dataset::gtzan_group(i, 5),
+                    *test,
+                    *val,
+                    *seed,
+                    "gtzan-block-5",
+                ),
+                GroupBy::Artist | GroupBy::Album => {
+                    let tag = |i: &dataset::Item| {
+                        let t = crate::library::tags::read_tags(&i.path).ok();
+                        let v = t.and_then(|t| {
+                            if *by == GroupBy::Artist {
+                                t.artist
+                            } else {
+                                t.album
+                            }
+                        });
+                        // Untagged tracks form groups of their own.
+                        v.map(|s| s.trim().to_lowercase())
+                            .filter(|s| !s.is_empty())
+                            .unwrap_or_else(|| i.path.display().to_string())
+                    };
+                    let name = if *by == GroupBy::Artist {
+                        "artist"
+                    } else {
+                        "album"
+                    };
+                    dataset::grouped(ds, &tag, *test, *val, *seed, name)
+                }
+            },
+            SplitSpec::Lists { train, val, test } => {
+                dataset::from_lists(ds, train, val.as_deref(), test).map_err(|e| e.to_string())?
+            }
+        })
+    }
+}
+
+/// Everything a training run needs.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Data.
+    pub source: Source,
+    /// Split.
+    pub split: SplitSpec,
+    /// Model.
+    pub spec: ModelSpec,
+    /// Training.
+    pub config: TrainConfig,
+    /// Windows.
+    pub windowing: Windowing,
+    /// Report folder (the model goes to `out/model`).
+    pub out: PathBuf,
+    /// Continue from `out/checkpoint`.
+    pub resume: bool,
+    /// Feature cache folder (`None`: no cache).
+    pub cache: Option<PathBuf>,
+    /// Compute device.
+    pub device: Device,
+}
+
+/// Tracks whose features could not be computed: (file, reason).
+pub type Failures = Vec<(PathBuf, String)>;
+
+/// Compute (or read cached) features of dataset items, in parallel.
+pub fn load_tracks(
+    store: &FeatureStore,
+    ds: &Dataset,
+    items: &[usize],
+    reprs: &[Repr],
+    on_event: &mut (dyn FnMut(&Event) + Send),
+) -> (Vec<Option<TrackData>>, Failures) {
+    let total = items.len();
+    let done = Arc::new(Mutex::new((0usize, on_event)));
+    let results: Vec<Result<TrackData, (PathBuf, String)>> = items
+        .par_iter()
+        .map(|&i| {
+            let it = &ds.items[i];
+            let r = store
+                .windows(&it.path, reprs)
+                .map(|inputs| TrackData {
+                    path: it.path.clone(),
+                    label: it.label,
+                    inputs,
+                })
+                .map_err(|e| (it.path.clone(), e.to_string()));
+            if let Ok(mut g) = done.lock() {
+                g.0 += 1;
+                let n = g.0;
+                (g.1)(&Event::Preparing { done: n, total });
+            }
+            r
+        })
+        .collect();
+    let mut fails = Vec::new();
+    let tracks = results
+        .into_iter()
+        .map(|r| r.map_err(|f| fails.push(f)).ok())
+        .collect();
+    (tracks, fails)
+}
+
+/// Load the backbone if `reprs` need it.
+pub fn store_for(
+    reprs: &[Repr],
+    cache: Option<PathBuf>,
+    windowing: Windowing,
+    device: &Device,
+) -> Result<FeatureStore, Error> {
+    let store = FeatureStore::new(cache, windowing);
+    if reprs.contains(&Repr::Embed) {
+        let bb = crate::ml::Backbone::load(
+            &crate::analysis::find_model(crate::analysis::BACKBONE_FILE)?,
+            device,
+        )?;
+        return Ok(store.with_backbone(bb));
+    }
+    Ok(store)
+}
+
+/// Score predictions: track-level and window-level metrics and the prediction list.
+pub fn score(
+    labels: &[String],
+    tracks: &[&TrackData],
+    preds: Vec<super::saved::TrackPrediction>,
+) -> (Metrics, Metrics, Vec<Prediction>) {
+    let truth: Vec<usize> = tracks.iter().map(|t| t.label).collect();
+    let track_probs: Vec<Vec<f32>> = preds.iter().map(|p| p.track.clone()).collect();
+    let mut seg_probs = Vec::new();
+    let mut seg_truth = Vec::new();
+    for (p, t) in preds.iter().zip(tracks) {
+        for w in &p.windows {
+            seg_probs.push(w.clone());
+            seg_truth.push(t.label);
+        }
+    }
+    let predictions = preds
+        .into_iter()
+        .zip(tracks)
+        .map(|(p, t)| Prediction {
+            path: t.path.clone(),
+            truth: t.label,
+            probs: p.track,
+            windows: p.windows,
+        })
+        .collect();
+    (
+        Metrics::compute(labels, &track_probs, &truth),
+        Metrics::compute(labels, &seg_probs, &seg_truth),
+        predictions,
+    )
+}
+
+fn forest_fit(
+    spec: &ModelSpec,
+    cfg: &TrainConfig,
+    k: usize,
+    norm: &Norm,
+    train: &[&TrackData],
+) -> Forest {
+    let mut x = Vec::new();
+    let mut y = Vec::new();
+    for t in train {
+        let w = &t.inputs[0];
+        for r in 0..w.rows() {
+            let mut v = w.row(r).to_vec();
+            let (m, s) = (&norm.mean[0], &norm.std[0]);
+            v.iter_mut()
+                .enumerate()
+                .for_each(|(j, x)| *x = (*x - m[j % m.len()]) / s[j % s.len()]);
+            x.push(v);
+            y.push(t.label);
+        }
+    }
+    let mut counts = vec![0usize; k];
+    y.iter().for_each(|&l| counts[l] += 1);
+    let w: Vec<f32> = y
+        .iter()
+        .map(|&l| {
+            if cfg.class_weights {
+                y.len() as f32 / (k as f32 * counts[l] as f32)
+            } else {
+                1.0
+            }
+        })
+        .collect();
+    Forest::fit(&x, &y, &w, k, spec.trees, cfg.seed)
+}
+
+/// Train, evaluate on the test part, write the report folder and the model.
+pub fn train(
+    opts: &RunOptions,
+    cancel: &AtomicBool,
+    on_event: &mut (dyn FnMut(&Event) + Send),
+) -> Result<Report, Error> {
+    let other = |s: String| Error::from(ModelError::Other(s));
+    let ds = opts.source.load().map_err(other)?;
+    let split = opts.split.apply(&ds).map_err(other)?;
+    if split.train.is_empty() || split.test.is_empty() {
+        return Err(other(format!(
+            "split {} leaves {} training and {} test tracks",
+            split.name,
+            split.train.len(),
+            split.test.len()
+        )));
+    }
+    if !split.missing.is_empty() {
+        on_event(&Event::Log(format!(
+            "{} listed files are not in the dataset (named in the report)",
+            split.missing.len()
+        )));
+    }
+    let mut spec = opts.spec.clone();
+    spec.frames = opts.windowing.frames();
+    let spec = &spec;
+    let reprs = spec.inputs();
+    let store = store_for(&reprs, opts.cache.clone(), opts.windowing, &opts.device)?;
+    let all: Vec<usize> = split
+        .train
+        .iter()
+        .chain(&split.val)
+        .chain(&split.test)
+        .copied()
+        .collect();
+    let (loaded, fails) = load_tracks(&store, &ds, &all, &reprs, on_event);
+    for (p, why) in &fails {
+        on_event(&Event::Log(format!("skipped {}: {why}", p.display())));
+    }
+    let (n_tr, n_va) = (split.train.len(), split.val.len());
+    let part =
+        |r: std::ops::Range<usize>| -> Vec<&TrackData> { loaded[r].iter().flatten().collect() };
+    let train = part(0..n_tr);
+    let val = part(n_tr..n_tr + n_va);
+    let test = part(n_tr + n_va..loaded.len());
+    if train.is_empty() || test.is_empty() {
+        return Err(other("no decodable training or test tracks".into()));
+    }
+    let k = ds.labels.len();
+    let norm = Norm::fit(&reprs, &train);
+    let file = ModelFile {
+        schema: "genretag.model/1".into(),
+        spec: Some(spec.clone()),
+        labels: ds.labels.clone(),
+        norm: norm.clone(),
+        windowing: opts.windowing,
+        vote: opts.config.vote,
+        members: Vec::new(),
+        rule: None,
+        notes: format!("{}; split {}", opts.source.describe(), split.name),
+    };
+    let (model, history, best_epoch, stop, secs, parameters) = if spec.kind == ModelKind::Forest {
+        let t0 = std::time::Instant::now();
+        on_event(&Event::Log(format!("growing {} trees", spec.trees)));
+        let f = forest_fit(spec, &opts.config, k, &norm, &train);
+        let secs = t0.elapsed().as_secs_f64();
+        (
+            SavedModel::from_forest(file, f, &opts.device),
+            Vec::new(),
+            0,
+            Stop::Completed,
+            secs,
+            0,
+        )
+    } else {
+        let t = trainer::fit(
+            spec,
+            &opts.config,
+            k,
+            &norm,
+            &train,
+            &val,
+            &opts.device,
+            Some(&trainer::checkpoint_dir(&opts.out)),
+            opts.resume,
+            cancel,
+            on_event,
+        )?;
+        let parameters = t.net.parameters();
+        (
+            SavedModel::from_net(file, t.net, &opts.device),
+            t.history,
+            t.best_epoch,
+            t.stop,
+            t.secs,
+            parameters,
+        )
+    };
+    model.save(&opts.out.join("model"))?;
+    let preds = model.predict_tracks(&test);
+    let (track, segment, predictions) = score(&ds.labels, &test, preds);
+    let report = Report {
+        schema: "genretag.report/1".into(),
+        kind: "train".into(),
+        model: spec_name(spec),
+        config: serde_json::json!({
+            "model": spec,
+            "train": opts.config,
+            "windowing": opts.windowing,
+            "failed_tracks": fails.iter().map(|(p, w)| format!("{}: {w}", p.display())).collect::<Vec<_>>(),
+        }),
+        dataset: opts.source.describe(),
+        split: split.name.clone(),
+        missing: split.missing.clone(),
+        labels: ds.labels.clone(),
+        sizes: [train.len(), val.len(), test.len()],
+        history,
+        best_epoch,
+        stop: format!("{stop:?}").to_lowercase(),
+        train_secs: secs,
+        parameters,
+        track,
+        segment,
+        predictions,
+    };
+    report.write(&opts.out).map_err(other)?;
+    Ok(report)
+}
+
+/// Evaluate a saved model on the test part of a split (or every track with `all`).
+pub fn evaluate(
+    model: &SavedModel,
+    source: &Source,
+    split: Option<&SplitSpec>,
+    cache: Option<PathBuf>,
+    device: &Device,
+    on_event: &mut (dyn FnMut(&Event) + Send),
+) -> Result<Report, Error> {
+    let other = |s: String| Error::from(ModelError::Other(s));
+    let ds = source.load().map_err(other)?;
+    // Labels must match the model's; map by name.
+    let (split_name, idx, missing) = match split {
+        Some(s) => {
+            let sp = s.apply(&ds).map_err(other)?;
+            (sp.name, sp.test, sp.missing)
+        }
+        None => ("all".to_string(), (0..ds.items.len()).collect(), Vec::new()),
+    };
+    let need = if model.needs_backbone() {
+        vec![Repr::Embed]
+    } else {
+        Vec::new()
+    };
+    let store = store_for(&need, cache, model.file.windowing, device)?;
+    let total = idx.len();
+    let mut preds = Vec::new();
+    let mut tracks = Vec::new();
+    let mut fails = Vec::new();
+    for (n, &i) in idx.iter().enumerate() {
+        let it = &ds.items[i];
+        let Some(label) = model
+            .file
+            .labels
+            .iter()
+            .position(|l| *l == ds.labels[it.label])
+        else {
+            fails.push((
+                it.path.clone(),
+                format!("label {} unknown to the model", ds.labels[it.label]),
+            ));
+            continue;
+        };
+        match model.predict_file(&store, &it.path) {
+            Ok(p) => {
+                preds.push(p);
+                tracks.push(TrackData {
+                    path: it.path.clone(),
+                    label,
+                    inputs: Vec::new(),
+                });
+            }
+            Err(e) => fails.push((it.path.clone(), e.to_string())),
+        }
+        on_event(&Event::Preparing { done: n + 1, total });
+    }
+    for (p, why) in &fails {
+        on_event(&Event::Log(format!("skipped {}: {why}", p.display())));
+    }
+    if tracks.is_empty() {
+        return Err(other("no track could be evaluated".into()));
+    }
+    let refs: Vec<&TrackData> = tracks.iter().collect();
+    let (track, segment, predictions) = score(&model.file.labels, &refs, preds);
+    Ok(Report {
+        schema: "genretag.report/1".into(),
+        kind: "eval".into(),
+        model: model.name(),
+        config: serde_json::json!({
+            "model": model.file,
+            "failed_tracks": fails.iter().map(|(p, w)| format!("{}: {w}", p.display())).collect::<Vec<_>>(),
+        }),
+        dataset: source.describe(),
+        split: split_name,
+        missing,
+        labels: model.file.labels.clone(),
+        sizes: [0, 0, tracks.len()],
+        history: Vec::new(),
+        best_epoch: 0,
+        stop: String::new(),
+        train_secs: 0.0,
+        parameters: 0,
+        track,
+        segment,
+        predictions,
+    })
+}
+
+/// Does `path` hold a finished run (report and model)?
+pub fn is_run(path: &Path) -> bool {
+    path.join("report.json").exists() && path.join("model").join("model.json").exists()
+}
