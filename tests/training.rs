@@ -122,7 +122,12 @@ fn issue5_train_eval_compare_ensemble_resume_search_cli() {
 
     // A classical model on handcrafted features: the report folder is complete.
     let lr = tmp.path().join("logreg");
-    let o = train_cli(&data, &cache, &lr, &["--model", "logreg"]);
+    let o = train_cli(
+        &data,
+        &cache,
+        &lr,
+        &["--model", "logreg", "--patience", "0"],
+    );
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(
         stdout.contains("split   stratified(test=0.34,val=0.17,seed=1)"),
@@ -321,6 +326,7 @@ fn issue5_every_model_kind_trains_and_predicts() {
             resume: false,
             cache: None,
             device: device.clone(),
+            eval_centre: kind == ModelKind::Cnn1d,
         };
         let mut epochs = 0;
         let r = run::train(&opts, &cancel, &mut |e: &Event| {
@@ -331,6 +337,10 @@ fn issue5_every_model_kind_trains_and_predicts() {
         .unwrap_or_else(|e| panic!("{kind:?}: {e}"));
         assert_eq!(r.sizes[2], 6, "{kind:?}");
         assert!(r.track.n == 6 && r.segment.n >= 6, "{kind:?}");
+        if kind == ModelKind::Cnn1d {
+            // Fixed evaluation windows: one centre window per test track.
+            assert_eq!(r.segment.n, 6);
+        }
         for p in &r.predictions {
             assert_eq!(p.probs.len(), 3);
             assert!((p.probs.iter().sum::<f32>() - 1.0).abs() < 1e-3, "{kind:?}");

@@ -32,7 +32,8 @@ pub struct ClassifyArgs {
     /// Print one JSON document (schema `genretag.classify/1`, see README) instead of text.
     #[arg(long)]
     pub json: bool,
-    /// Genre head to use (`NAME.json` with `NAME.bpk` beside it); default: the shipped model.
+    /// Genre head to use (`NAME.json` with `NAME.bpk` beside it), or a model trained with
+    /// `genretag train` (its run folder or `model/` folder); default: the shipped model.
     #[arg(long)]
     pub model: Option<PathBuf>,
     /// Analyse every 3 s patch instead of at most `--max-patches` evenly spread ones.
@@ -205,7 +206,9 @@ fn print_text(t: &JsonTrack, out: &mut impl Write) -> std::io::Result<()> {
         .iter()
         .map(|g| format!("{} {:.0}%", g.label, g.probability * 100.0))
         .collect();
-    writeln!(out, "  style: {}", tags.join(", "))?;
+    if !tags.is_empty() {
+        writeln!(out, "  style: {}", tags.join(", "))?;
+    }
     if let Some(segs) = &t.segments {
         for s in segs {
             writeln!(
@@ -224,8 +227,116 @@ fn print_text(t: &JsonTrack, out: &mut impl Write) -> std::io::Result<()> {
     Ok(())
 }
 
+/// The trained model folder `path` names, if it is one (a run folder or its `model/`).
+fn trained_model_dir(path: &std::path::Path) -> Option<PathBuf> {
+    [path.join("model"), path.to_path_buf()]
+        .into_iter()
+        .find(|d| d.join("model.json").is_file())
+}
+
+/// `classify` with a model from `genretag train` (any kind, or an ensemble).
+fn run_trained(args: &ClassifyArgs, dir: &std::path::Path, device: &Device) -> anyhow::Result<u8> {
+    use crate::train::features::{FRAMES_PER_S, FeatureStore};
+    use crate::train::saved::SavedModel;
+    let model = SavedModel::load(dir, device)
+        .with_context(|| format!("while loading the model in {}", dir.display()))?;
+    let reprs = if model.needs_backbone() {
+        vec![crate::train::features::Repr::Embed]
+    } else {
+        Vec::new()
+    };
+    let store = crate::train::run::store_for(
+        &reprs,
+        FeatureStore::default_cache(),
+        model.file.windowing,
+        device,
+    )?;
+    let (found, walk_errors) = files::collect(&args.paths);
+    if found.is_empty() && walk_errors.is_empty() {
+        eprintln!("error: no audio files found in the given paths");
+        return Ok(EXIT_FATAL);
+    }
+    let labels = model.file.labels.clone();
+    let w = model.file.windowing;
+    let (len_s, hop_s) = (
+        w.frames() as f32 / FRAMES_PER_S,
+        w.hop() as f32 / FRAMES_PER_S,
+    );
+    let per_window = model
+        .file
+        .spec
+        .as_ref()
+        .is_some_and(|s| s.kind != crate::train::models::ModelKind::Rnn);
+    let mut tracks: Vec<JsonTrack> = walk_errors
+        .into_iter()
+        .map(|(p, e)| JsonTrack::failed(&p, format!("cannot read ({e}): {}", p.display())))
+        .collect();
+    for path in &found {
+        let t = match model.predict_file(&store, path) {
+            Ok(p) => {
+                let mut ranked: Vec<(&str, f32)> = labels
+                    .iter()
+                    .map(String::as_str)
+                    .zip(p.track.iter().copied())
+                    .collect();
+                ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
+                let segments = (args.segments && per_window).then(|| {
+                    p.windows
+                        .iter()
+                        .enumerate()
+                        .map(|(i, row)| {
+                            let best = crate::train::metrics::argmax(row);
+                            JsonSegment {
+                                start_s: i as f32 * hop_s,
+                                end_s: i as f32 * hop_s + len_s,
+                                genre: labels[best].clone(),
+                                probability: row[best],
+                            }
+                        })
+                        .collect()
+                });
+                JsonTrack {
+                    path: path.display().to_string(),
+                    ok: true,
+                    error: None,
+                    duration_s: None,
+                    patches: Some([p.windows.len(), p.windows.len()]),
+                    genres: top(ranked, args.top_k),
+                    tags: Vec::new(),
+                    segments,
+                    warnings: Vec::new(),
+                }
+            }
+            Err(e) => JsonTrack::failed(path, e.to_string()),
+        };
+        if !args.json {
+            print_text(&t, &mut std::io::stdout().lock())?;
+        }
+        tracks.push(t);
+    }
+    let failed = tracks.iter().filter(|t| !t.ok).count();
+    let ok = tracks.len() - failed;
+    if args.json {
+        let report = JsonReport {
+            schema: "genretag.classify/1",
+            labels,
+            tracks,
+            summary: Summary { ok, failed },
+        };
+        let mut out = std::io::stdout().lock();
+        serde_json::to_writer_pretty(&mut out, &report)?;
+        writeln!(out)?;
+    } else if found.len() > 1 || failed > 0 {
+        eprintln!("{ok} classified, {failed} failed");
+    }
+    Ok(if failed == 0 { EXIT_OK } else { EXIT_PARTIAL })
+}
+
 /// Run `classify`.
 pub fn run(args: ClassifyArgs, device: &Device) -> anyhow::Result<u8> {
+    if let Some(dir) = args.model.as_deref().and_then(trained_model_dir) {
+        return run_trained(&args, &dir, device);
+    }
     let analyzer =
         Analyzer::load(args.model.as_deref(), device).context("while loading the genre model")?;
     let (found, walk_errors) = files::collect(&args.paths);

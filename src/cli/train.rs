@@ -241,6 +241,9 @@ pub struct TrainArgs {
     /// Track-level decision.
     #[arg(long, value_enum, default_value_t = Vote::Mean)]
     pub vote: Vote,
+    /// Score test tracks on their centre window only (fixed evaluation windows).
+    #[arg(long)]
+    pub eval_centre: bool,
     /// Hyperparameter search with this many trials (random) or over the full grid.
     #[arg(long)]
     pub search: Option<usize>,
@@ -433,6 +436,7 @@ pub fn run(a: TrainArgs, device: &Device) -> anyhow::Result<u8> {
         resume: a.resume,
         cache: a.windows.cache(),
         device: device.clone(),
+        eval_centre: a.eval_centre,
     };
     let cancel = AtomicBool::new(false);
     let mut progress = Progress::new();

@@ -620,7 +620,10 @@ mod tests {
         // 30 s = 1875 frames -> 18 windows, the last ending within one hop of the end.
         let s = w.starts(1875);
         assert_eq!(s.len(), 18);
-        assert!(s.last().is_some_and(|&l| l + 187 <= 1875 && l + 187 + 94 > 1875));
+        assert!(
+            s.last()
+                .is_some_and(|&l| l + 187 <= 1875 && l + 187 + 94 > 1875)
+        );
         assert_eq!(w.starts(100), vec![0]);
         let c = Windowing {
             centre_only: true,

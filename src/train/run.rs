@@ -190,6 +190,8 @@ pub struct RunOptions {
     pub cache: Option<PathBuf>,
     /// Compute device.
     pub device: Device,
+    /// Score the test tracks on their centre window only (fixed evaluation windows).
+    pub eval_centre: bool,
 }
 
 /// Tracks whose features could not be computed: (file, reason).
@@ -355,7 +357,20 @@ pub fn train(
         .chain(&split.test)
         .copied()
         .collect();
-    let (loaded, fails) = load_tracks(&store, &ds, &all, &reprs, on_event);
+    let (mut loaded, mut fails) = load_tracks(&store, &ds, &all, &reprs, on_event);
+    if opts.eval_centre {
+        // Test tracks again, cut into their single centre window.
+        let centre = Windowing {
+            centre_only: true,
+            ..opts.windowing
+        };
+        let store = store_for(&reprs, opts.cache.clone(), centre, &opts.device)?;
+        let (test, f) = load_tracks(&store, &ds, &split.test, &reprs, on_event);
+        let from = split.train.len() + split.val.len();
+        loaded.truncate(from);
+        loaded.extend(test);
+        fails.extend(f);
+    }
     for (p, why) in &fails {
         on_event(&Event::Log(format!("skipped {}: {why}", p.display())));
     }
@@ -429,6 +444,7 @@ pub fn train(
             "model": spec,
             "train": opts.config,
             "windowing": opts.windowing,
+            "test_windows": if opts.eval_centre { "centre window only" } else { "all windows" },
             "failed_tracks": fails.iter().map(|(p, w)| format!("{}: {w}", p.display())).collect::<Vec<_>>(),
         }),
         dataset: opts.source.describe(),
