@@ -50,4 +50,4 @@ runs=()
 for d in "$OUT"/*/; do
   [ -f "$d/report.json" ] && runs+=("${d%/}")
 done
-"$GENRETAG" compare "${runs[@]}" --csv "$OUT/results.csv"
+"$GENRETAG" compare "${runs[@]}" --csv "$OUT/results.csv" --markdown "$OUT/results.md"

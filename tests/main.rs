@@ -6,6 +6,8 @@ mod common;
 mod crash;
 mod datasets;
 mod decode;
+#[cfg(feature = "gui")]
+mod gui;
 mod musicnn_golden;
 mod scan;
 mod tags;

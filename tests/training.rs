@@ -15,7 +15,8 @@ use crate::common::genretag;
 
 const RATE: u32 = 16_000;
 
-fn write_wav(path: &Path, samples: &[f32]) {
+/// A 16 kHz mono 16-bit WAV.
+pub fn write_wav(path: &Path, samples: &[f32]) {
     let n = samples.len() as u32;
     let mut d = Vec::with_capacity(44 + 2 * samples.len());
     d.extend_from_slice(b"RIFF");
@@ -47,7 +48,7 @@ fn noise(seed: u64, i: usize) -> f32 {
 }
 
 /// One clip of `class` (0 tones, 1 noise, 2 clicks), 4 s.
-fn clip(class: usize, k: usize) -> Vec<f32> {
+pub fn clip(class: usize, k: usize) -> Vec<f32> {
     let n = 4 * RATE as usize;
     let seed = (class * 100 + k) as u64;
     (0..n)
@@ -74,10 +75,11 @@ fn clip(class: usize, k: usize) -> Vec<f32> {
         .collect()
 }
 
-const CLASSES: [&str; 3] = ["clicks", "noise", "tones"];
+/// Label names, sorted.
+pub const CLASSES: [&str; 3] = ["clicks", "noise", "tones"];
 
 /// A GTZAN-layout folder: 6 clips per class.
-fn dataset(dir: &Path) -> PathBuf {
+pub fn dataset(dir: &Path) -> PathBuf {
     let root = dir.join("data");
     for (c, name) in [(2, CLASSES[0]), (1, CLASSES[1]), (0, CLASSES[2])] {
         let d = root.join(name);

@@ -68,6 +68,8 @@ pub enum Command {
     Eval(train::EvalArgs),
     /// Compare runs side by side, with McNemar's test on their common test tracks.
     Compare(train::CompareArgs),
+    /// Open the desktop app (the default with no subcommand), optionally on a folder.
+    App(AppArgs),
     /// Combine trained models into an ensemble (sum, product, agree-else-most-confident).
     Ensemble(train::EnsembleArgs),
 }
@@ -83,7 +85,8 @@ pub fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        None => run_gui(),
+        None => run_gui(AppArgs::default()),
+        Some(Command::App(args)) => run_gui(args),
         Some(Command::Classify(args)) => classify::run(args, &device),
         Some(Command::ConvertMusicnn(args)) => convert::run(args, &device),
         Some(Command::TrainDefault(args)) => train_default::run(args, &device),
@@ -108,14 +111,51 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Arguments of `app`.
+#[derive(Debug, Default, clap::Args)]
+pub struct AppArgs {
+    /// Music folder to open.
+    pub folder: Option<PathBuf>,
+    /// Library database (default: ~/.local/share/genretag/library.sqlite3).
+    #[arg(long)]
+    pub db: Option<PathBuf>,
+    /// Start on this view: library, track or training.
+    #[arg(long)]
+    pub view: Option<String>,
+    /// Select the first track and play it as soon as it is analysed.
+    #[arg(long)]
+    pub play_first: bool,
+    /// Show this training run's report in the training view.
+    #[arg(long)]
+    pub run: Option<PathBuf>,
+    /// Write UI frame-time statistics (JSON: p50, p99, max ms) to this file.
+    #[arg(long)]
+    pub frame_log: Option<PathBuf>,
+}
+
 #[cfg(feature = "gui")]
-fn run_gui() -> anyhow::Result<u8> {
-    crate::gui::run()?;
+fn run_gui(a: AppArgs) -> anyhow::Result<u8> {
+    use crate::gui::{StartOptions, Tab};
+    let tab = match a.view.as_deref() {
+        None => None,
+        Some("library") => Some(Tab::Library),
+        Some("track") => Some(Tab::Track),
+        Some("training") => Some(Tab::Training),
+        Some(v) => anyhow::bail!("unknown view {v:?} (library, track or training)"),
+    };
+    crate::gui::run(StartOptions {
+        folder: a.folder,
+        db: a.db,
+        tab,
+        play_first: a.play_first,
+        run: a.run,
+        frame_log: a.frame_log,
+    })?;
     Ok(EXIT_OK)
 }
 
 #[cfg(not(feature = "gui"))]
-fn run_gui() -> anyhow::Result<u8> {
+fn run_gui(_: AppArgs) -> anyhow::Result<u8> {
     anyhow::bail!(
         "this build has no desktop app (built without the `gui` feature); see `genretag --help`"
     )

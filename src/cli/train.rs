@@ -544,6 +544,9 @@ pub struct CompareArgs {
     /// Also write the table as CSV here.
     #[arg(long)]
     pub csv: Option<PathBuf>,
+    /// Also write the table as Markdown here.
+    #[arg(long)]
+    pub markdown: Option<PathBuf>,
 }
 
 /// Per-track correctness keyed by path.
@@ -633,6 +636,34 @@ pub fn run_compare(a: CompareArgs) -> anyhow::Result<u8> {
     }
     if let Some(p) = a.csv {
         std::fs::write(&p, csv).with_context(|| format!("cannot write {}", p.display()))?;
+    }
+    if let Some(p) = a.markdown {
+        let mut md = String::from(
+            "| run | model | test tracks | accuracy | balanced acc. | macro F1 | top-2 | window acc. | epochs | train s | parameters |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
+        );
+        for (run, r) in a.runs.iter().zip(&reports) {
+            md += &format!(
+                "| {} | {} | {} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {} | {:.0} | {} |\n",
+                run.file_name()
+                    .map(|n| n.to_string_lossy().to_string())
+                    .unwrap_or_default(),
+                r.model,
+                r.track.n,
+                r.track.accuracy,
+                r.track.balanced_accuracy,
+                r.track.macro_f1,
+                r.track.top2,
+                r.segment.accuracy,
+                if r.history.is_empty() {
+                    "-".to_string()
+                } else {
+                    r.history.len().to_string()
+                },
+                r.train_secs,
+                r.parameters
+            );
+        }
+        std::fs::write(&p, md).with_context(|| format!("cannot write {}", p.display()))?;
     }
     Ok(EXIT_OK)
 }

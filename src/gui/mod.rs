@@ -1,32 +1,31 @@
-//! The desktop app. For now a window that says what works and points at the CLI;
-//! the full app (library, playback, spectrogram, training) is issue 4.
+//! The desktop app: a library view (scan, background analysis, a virtualised table,
+//! tagging with preview and undo), a track view (playback, live and whole-track
+//! spectrograms, genre probabilities, segment timeline, style tags) and a training
+//! view (live curves, confusion matrix, per-class table, comparison).
+//!
+//! The UI thread draws and routes; [`jobs`] holds the workers.
+
+pub mod app;
+pub mod jobs;
+pub mod player;
+pub mod widgets;
+
+pub use app::{GenretagApp, Settings, StartOptions, Tab};
 
 /// Open the window and run until it is closed.
-pub fn run() -> anyhow::Result<()> {
+pub fn run(start: StartOptions) -> anyhow::Result<()> {
     let options = eframe::NativeOptions {
         viewport: eframe::egui::ViewportBuilder::default()
             .with_title("genretag")
-            .with_inner_size([640.0, 360.0]),
+            .with_inner_size([1200.0, 800.0])
+            .with_min_inner_size([720.0, 480.0])
+            .with_drag_and_drop(true),
         ..Default::default()
     };
     eframe::run_native(
         "genretag",
         options,
-        Box::new(|_cc| Ok(Box::new(PlaceholderApp))),
+        Box::new(move |cc| Ok(Box::new(GenretagApp::new(cc, start)))),
     )
     .map_err(|e| anyhow::anyhow!("cannot open the window: {e}"))
-}
-
-struct PlaceholderApp;
-
-impl eframe::App for PlaceholderApp {
-    fn ui(&mut self, ui: &mut eframe::egui::Ui, _frame: &mut eframe::Frame) {
-        eframe::egui::CentralPanel::default().show(ui, |ui| {
-            ui.heading("genretag");
-            ui.label("The library view, playback and training tab are on their way.");
-            ui.add_space(8.0);
-            ui.label("Today, classify music from a terminal:");
-            ui.code("genretag classify ~/Music --segments");
-        });
-    }
 }

@@ -1,0 +1,551 @@
+//! Background workers and the messages between them and the UI.
+//!
+//! - The library worker owns the SQLite library and the genre model: it scans a
+//!   folder, analyses every track (cached per model in the library), writes tags and
+//!   undoes batches. Results are keyed by a generation number; the UI drops stale ones.
+//! - The track loader decodes one track for playback and computes its spectrogram.
+//! - The training worker runs one training run of [`crate::train::run`].
+//!
+//! Every worker wakes the UI with `request_repaint` after each event it sends.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::time::Duration;
+
+use burn::tensor::Device;
+use eframe::egui;
+
+use crate::analysis::{Analyzer, PatchOptions, StoredAnalysis, StoredSegment, extract_patches};
+use crate::library::db::{Library, default_db_path};
+use crate::library::policy::Proposal;
+use crate::library::scan::walk_audio;
+use crate::library::tagger::{UndoReport, apply, undo_batch};
+use crate::library::tags::TagWriteOptions;
+use crate::train::features::{FRAMES_PER_S, FeatureStore};
+use crate::train::report::Report;
+use crate::train::run::{RunOptions, train};
+use crate::train::saved::SavedModel;
+use crate::train::trainer::{EpochStats, Event};
+
+/// One library row as first listed (before analysis).
+#[derive(Debug, Clone)]
+pub struct RowInit {
+    /// The file.
+    pub path: PathBuf,
+    /// Title tag.
+    pub title: String,
+    /// Artist tag.
+    pub artist: String,
+    /// Genres in the file now.
+    pub genres: Vec<String>,
+    /// Why its tags could not be read.
+    pub error: Option<String>,
+}
+
+/// Orders for the library worker.
+#[derive(Debug)]
+pub enum LibCommand {
+    /// List and analyse a folder; results carry `generation`.
+    Open {
+        /// The folder.
+        folder: PathBuf,
+        /// Key of this request.
+        generation: u64,
+    },
+    /// Write these proposals as one journaled batch.
+    Tag(Vec<(PathBuf, Proposal)>),
+    /// Undo the last batch.
+    Undo,
+    /// Analyse with a trained model folder from now on (`None`: the shipped model).
+    UseModel(Option<PathBuf>),
+}
+
+/// Facts from the library worker.
+#[derive(Debug)]
+pub enum LibEvent {
+    /// The folder's tracks, sorted by path. Next: `Analysed`/`Failed` per track, then `Finished`.
+    Rows {
+        /// Request key.
+        generation: u64,
+        /// The rows.
+        rows: Vec<RowInit>,
+    },
+    /// Track `index` of the rows was analysed.
+    Analysed {
+        /// Request key.
+        generation: u64,
+        /// Row index.
+        index: usize,
+        /// Result.
+        analysis: StoredAnalysis,
+    },
+    /// Track `index` could not be analysed.
+    Failed {
+        /// Request key.
+        generation: u64,
+        /// Row index.
+        index: usize,
+        /// Why.
+        error: String,
+    },
+    /// Analysis of the folder ended (or was cancelled by a newer request).
+    Finished {
+        /// Request key.
+        generation: u64,
+    },
+    /// A tag batch was written: (file, new genres) of the files written; failures.
+    Tagged {
+        /// Files written with their new genres.
+        written: Vec<(PathBuf, Vec<String>)>,
+        /// Files that failed, and why.
+        failed: Vec<(PathBuf, String)>,
+    },
+    /// The last batch was undone.
+    Undone(UndoReport),
+    /// A trained model is now in use (its name) or the shipped one (`None`).
+    ModelChanged(Option<String>),
+    /// Something went wrong outside a single track.
+    Error(String),
+}
+
+/// The UI's side of the library worker.
+pub struct LibraryHandle {
+    tx: Sender<LibCommand>,
+    /// Events.
+    pub rx: Receiver<LibEvent>,
+    /// Pause analysis while set.
+    pub paused: Arc<AtomicBool>,
+    /// The newest request; older work stops.
+    pub generation: Arc<AtomicU64>,
+}
+
+impl LibraryHandle {
+    /// Start the worker with the library database at `db` (default location if `None`).
+    pub fn spawn(ctx: egui::Context, db: Option<PathBuf>) -> Self {
+        let (tx, rx_cmd) = channel();
+        let (tx_ev, rx) = channel();
+        let paused = Arc::new(AtomicBool::new(false));
+        let generation = Arc::new(AtomicU64::new(0));
+        let w = LibraryWorker {
+            ctx,
+            tx: tx_ev,
+            paused: paused.clone(),
+            generation: generation.clone(),
+            db: db.unwrap_or_else(default_db_path),
+            model: ModelChoice::Shipped(None),
+        };
+        std::thread::Builder::new()
+            .name("library".into())
+            .spawn(move || w.run(rx_cmd))
+            .ok();
+        Self {
+            tx,
+            rx,
+            paused,
+            generation,
+        }
+    }
+
+    /// Send an order (a worker that died makes this a no-op; its last event says why).
+    pub fn send(&self, c: LibCommand) {
+        let _ = self.tx.send(c);
+    }
+
+    /// Open `folder` as a new request; returns its generation.
+    pub fn open(&self, folder: PathBuf) -> u64 {
+        let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
+        self.send(LibCommand::Open { folder, generation });
+        generation
+    }
+}
+
+enum ModelChoice {
+    Shipped(Option<Box<Analyzer>>),
+    Trained(Box<(SavedModel, FeatureStore)>, String),
+}
+
+struct LibraryWorker {
+    ctx: egui::Context,
+    tx: Sender<LibEvent>,
+    paused: Arc<AtomicBool>,
+    generation: Arc<AtomicU64>,
+    db: PathBuf,
+    model: ModelChoice,
+}
+
+impl LibraryWorker {
+    fn send(&self, e: LibEvent) {
+        let _ = self.tx.send(e);
+        self.ctx.request_repaint();
+    }
+
+    fn run(mut self, rx: Receiver<LibCommand>) {
+        let lib = match self
+            .db
+            .parent()
+            .map(std::fs::create_dir_all)
+            .transpose()
+            .map_err(|e| e.to_string())
+            .and_then(|_| Library::open(&self.db).map_err(|e| e.to_string()))
+        {
+            Ok(l) => l,
+            Err(e) => {
+                self.send(LibEvent::Error(format!(
+                    "cannot open the library database: {e}"
+                )));
+                return;
+            }
+        };
+        let mut pending: Option<(PathBuf, u64)> = None;
+        loop {
+            let cmd = match pending.take() {
+                Some((folder, generation)) => LibCommand::Open { folder, generation },
+                None => match rx.recv() {
+                    Ok(c) => c,
+                    Err(_) => return,
+                },
+            };
+            match cmd {
+                LibCommand::Open { folder, generation } => {
+                    pending = self.open(&lib, &folder, generation, &rx);
+                }
+                LibCommand::Tag(items) => self.tag(&lib, items),
+                LibCommand::Undo => self.undo(&lib),
+                LibCommand::UseModel(m) => self.use_model(m),
+            }
+        }
+    }
+
+    fn use_model(&mut self, m: Option<PathBuf>) {
+        match m {
+            None => {
+                self.model = ModelChoice::Shipped(None);
+                self.send(LibEvent::ModelChanged(None));
+            }
+            Some(dir) => {
+                let device = Device::flex();
+                let loaded = SavedModel::load(&dir, &device).map_err(|e| e.to_string());
+                let r = loaded.and_then(|m| {
+                    let reprs = if m.needs_backbone() {
+                        vec![crate::train::features::Repr::Embed]
+                    } else {
+                        Vec::new()
+                    };
+                    let store = crate::train::run::store_for(
+                        &reprs,
+                        FeatureStore::default_cache(),
+                        m.file.windowing,
+                        &device,
+                    )
+                    .map_err(|e| e.to_string())?;
+                    Ok((m, store))
+                });
+                match r {
+                    Ok((m, store)) => {
+                        let name = format!("{} ({})", m.name(), dir.display());
+                        self.model = ModelChoice::Trained(Box::new((m, store)), name.clone());
+                        self.send(LibEvent::ModelChanged(Some(name)));
+                    }
+                    Err(e) => self.send(LibEvent::Error(format!(
+                        "cannot use {}: {e}",
+                        dir.display()
+                    ))),
+                }
+            }
+        }
+    }
+
+    /// Analyse one file with the current model: cached analysis or a fresh one.
+    fn analyse(&mut self, lib: &Library, path: &Path) -> Result<StoredAnalysis, String> {
+        let model_id = match &self.model {
+            ModelChoice::Shipped(Some(a)) => format!("musicnn_msd/{}", a.head.fingerprint()),
+            ModelChoice::Shipped(None) => {
+                let a = Analyzer::load(None, &Device::flex()).map_err(|e| e.to_string())?;
+                let id = format!("musicnn_msd/{}", a.head.fingerprint());
+                self.model = ModelChoice::Shipped(Some(Box::new(a)));
+                id
+            }
+            ModelChoice::Trained(_, name) => format!("trained/{name}"),
+        };
+        if let Some(a) = lib
+            .cached_analysis(path, &model_id)
+            .ok()
+            .flatten()
+            .and_then(|j| serde_json::from_str::<StoredAnalysis>(&j).ok())
+        {
+            return Ok(a);
+        }
+        let stored = match &self.model {
+            ModelChoice::Shipped(Some(a)) => {
+                let p =
+                    extract_patches(path, &PatchOptions::default()).map_err(|e| e.to_string())?;
+                StoredAnalysis::from(&a.analyze_patches(path, p, 10))
+            }
+            ModelChoice::Trained(ms, _) => {
+                let (m, store) = (&ms.0, &ms.1);
+                let p = m.predict_file(store, path).map_err(|e| e.to_string())?;
+                let w = m.file.windowing;
+                let (len_s, hop_s) = (
+                    w.frames() as f32 / FRAMES_PER_S,
+                    w.hop() as f32 / FRAMES_PER_S,
+                );
+                let mut genres: Vec<(String, f32)> = m
+                    .file
+                    .labels
+                    .iter()
+                    .cloned()
+                    .zip(p.track.iter().copied())
+                    .collect();
+                genres.sort_by(|a, b| b.1.total_cmp(&a.1));
+                StoredAnalysis {
+                    genres,
+                    tags: Vec::new(),
+                    segments: p
+                        .windows
+                        .iter()
+                        .enumerate()
+                        .map(|(i, w)| StoredSegment {
+                            start_s: i as f32 * hop_s,
+                            end_s: i as f32 * hop_s + len_s,
+                            genre_probs: w.clone(),
+                        })
+                        .collect(),
+                    duration_s: 0.0,
+                }
+            }
+            ModelChoice::Shipped(None) => return Err("no model".into()),
+        };
+        if let Ok(j) = serde_json::to_string(&stored) {
+            let _ = lib.store_analysis(path, &model_id, &j);
+        }
+        Ok(stored)
+    }
+
+    /// Returns a newer `Open` that arrived meanwhile, to be handled next.
+    fn open(
+        &mut self,
+        lib: &Library,
+        folder: &Path,
+        generation: u64,
+        rx: &Receiver<LibCommand>,
+    ) -> Option<(PathBuf, u64)> {
+        let stale = |g: &AtomicU64| g.load(Ordering::SeqCst) != generation;
+        if let Err(e) = lib.scan(&[folder.to_path_buf()], |_| {}) {
+            self.send(LibEvent::Error(format!("scan failed: {e}")));
+        }
+        let mut paths = Vec::new();
+        let mut errors = Vec::new();
+        walk_audio(
+            &[folder.to_path_buf()],
+            &mut std::collections::HashSet::new(),
+            false,
+            &mut errors,
+            |p| paths.push(p),
+        );
+        paths.sort();
+        for (p, e) in errors {
+            self.send(LibEvent::Error(format!(
+                "cannot read ({e}): {}",
+                p.display()
+            )));
+        }
+        let rows: Vec<RowInit> = paths
+            .iter()
+            .map(|p| {
+                let row = lib.track(p).ok().flatten();
+                let name = || {
+                    p.file_stem()
+                        .map(|s| s.to_string_lossy().to_string())
+                        .unwrap_or_default()
+                };
+                match row {
+                    Some(r) => RowInit {
+                        path: p.clone(),
+                        title: r.tags.title.unwrap_or_else(name),
+                        artist: r.tags.artist.unwrap_or_default(),
+                        genres: r.tags.genres,
+                        error: r.error,
+                    },
+                    None => RowInit {
+                        path: p.clone(),
+                        title: name(),
+                        artist: String::new(),
+                        genres: Vec::new(),
+                        error: None,
+                    },
+                }
+            })
+            .collect();
+        self.send(LibEvent::Rows { generation, rows });
+        for (index, path) in paths.iter().enumerate() {
+            // Orders that arrive during a long analysis are served between tracks.
+            while let Ok(cmd) = rx.try_recv() {
+                match cmd {
+                    LibCommand::Open { folder, generation } => return Some((folder, generation)),
+                    LibCommand::Tag(items) => self.tag(lib, items),
+                    LibCommand::Undo => self.undo(lib),
+                    LibCommand::UseModel(m) => self.use_model(m),
+                }
+            }
+            while self.paused.load(Ordering::Relaxed) && !stale(&self.generation) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            if stale(&self.generation) {
+                break;
+            }
+            let ev = match self.analyse(lib, path) {
+                Ok(analysis) => LibEvent::Analysed {
+                    generation,
+                    index,
+                    analysis,
+                },
+                Err(error) => LibEvent::Failed {
+                    generation,
+                    index,
+                    error,
+                },
+            };
+            self.send(ev);
+        }
+        self.send(LibEvent::Finished { generation });
+        None
+    }
+
+    fn tag(&self, lib: &Library, items: Vec<(PathBuf, Proposal)>) {
+        let batch = match lib.begin_batch("app: tag selection") {
+            Ok(b) => b,
+            Err(e) => return self.send(LibEvent::Error(e.to_string())),
+        };
+        let mut written = Vec::new();
+        let mut failed = Vec::new();
+        for (path, p) in items {
+            match apply(lib, batch, &path, &p, &TagWriteOptions::default()) {
+                Ok(Ok(())) => written.push((path, p.proposed.clone())),
+                Ok(Err(e)) => failed.push((path, e)),
+                Err(e) => failed.push((path, e.to_string())),
+            }
+        }
+        self.send(LibEvent::Tagged { written, failed });
+    }
+
+    fn undo(&self, lib: &Library) {
+        match lib.last_undoable_batch() {
+            Ok(Some(b)) => match undo_batch(lib, b, &TagWriteOptions::default()) {
+                Ok(r) => self.send(LibEvent::Undone(r)),
+                Err(e) => self.send(LibEvent::Error(e.to_string())),
+            },
+            Ok(None) => self.send(LibEvent::Error("nothing to undo".into())),
+            Err(e) => self.send(LibEvent::Error(e.to_string())),
+        }
+    }
+}
+
+/// A track decoded for the track view.
+pub struct LoadedTrack {
+    /// The file.
+    pub path: PathBuf,
+    /// Mono samples at `rate_hz`, for playback.
+    pub samples: Arc<Vec<f32>>,
+    /// Their rate (the output device's, when there is one).
+    pub rate_hz: u32,
+    /// musicnn log-mel, frame-major `frames x 96`.
+    pub mel: Vec<f32>,
+    /// Mel frames (62.5 per second).
+    pub frames: usize,
+}
+
+/// Decode `path` on a thread; the result (or error) arrives on the returned receiver.
+pub fn load_track(ctx: egui::Context, path: PathBuf) -> Receiver<Result<LoadedTrack, String>> {
+    let (tx, rx) = channel();
+    std::thread::Builder::new()
+        .name("track-loader".into())
+        .spawn(move || {
+            let r = (|| {
+                let (mono, info) = crate::audio::read_mono(&path).map_err(|e| e.to_string())?;
+                let sr16 = crate::dsp::features::MUSICNN_SAMPLE_RATE_HZ;
+                let x16 = crate::audio::resample::resample(&mono, info.sample_rate_hz, sr16)?;
+                let mel = crate::dsp::features::musicnn_log_mel(&x16);
+                let frames = mel.len() / crate::dsp::features::MUSICNN_N_MELS;
+                let (samples, rate_hz) = match super::player::output_rate() {
+                    Ok(r) if r != info.sample_rate_hz => (
+                        crate::audio::resample::resample(&mono, info.sample_rate_hz, r)?,
+                        r,
+                    ),
+                    _ => (mono, info.sample_rate_hz),
+                };
+                Ok(LoadedTrack {
+                    path: path.clone(),
+                    samples: Arc::new(samples),
+                    rate_hz,
+                    mel,
+                    frames,
+                })
+            })();
+            let _ = tx.send(r);
+            ctx.request_repaint();
+        })
+        .ok();
+    rx
+}
+
+/// Facts from a training run.
+#[derive(Debug)]
+pub enum TrainEvent {
+    /// Features ready for `done` of `total` tracks.
+    Preparing(usize, usize),
+    /// An epoch ended.
+    Epoch(EpochStats),
+    /// A log line.
+    Log(String),
+    /// The run ended with its report (also written to its folder).
+    Done(Box<Report>),
+    /// The run failed.
+    Failed(String),
+}
+
+/// The UI's side of a training run.
+pub struct TrainingHandle {
+    /// Events.
+    pub rx: Receiver<TrainEvent>,
+    /// Set to stop (the best checkpoint is kept and evaluated).
+    pub cancel: Arc<AtomicBool>,
+}
+
+impl TrainingHandle {
+    /// Start a run on a thread.
+    pub fn spawn(ctx: egui::Context, opts: RunOptions) -> Self {
+        let (tx, rx) = channel();
+        let cancel = Arc::new(AtomicBool::new(false));
+        let c = cancel.clone();
+        std::thread::Builder::new()
+            .name("training".into())
+            .spawn(move || {
+                let send = |e: TrainEvent| {
+                    let _ = tx.send(e);
+                    ctx.request_repaint();
+                };
+                let r = train(&opts, &c, &mut |e: &Event| match e {
+                    Event::Preparing { done, total } => send(TrainEvent::Preparing(*done, *total)),
+                    Event::Epoch(s) => send(TrainEvent::Epoch(s.clone())),
+                    Event::Log(l) => send(TrainEvent::Log(l.clone())),
+                    Event::Started { .. } | Event::Step { .. } => {}
+                });
+                match r {
+                    Ok(rep) => send(TrainEvent::Done(Box::new(rep))),
+                    Err(e) => send(TrainEvent::Failed(e.to_string())),
+                }
+            })
+            .ok();
+        Self { rx, cancel }
+    }
+}
+
+// Handles cross into the UI thread and workers.
+const _: () = {
+    const fn send<T: Send>() {}
+    send::<LibCommand>();
+    send::<LibEvent>();
+    send::<TrainEvent>();
+};
