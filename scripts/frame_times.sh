@@ -22,9 +22,10 @@ done
 export DISPLAY=:96
 Xvfb :96 -screen 0 1280x860x24 >/dev/null 2>&1 &
 sleep 2
-target/release/genretag app "$TMP/music" --db "$TMP/library.sqlite3" --frame-log "$TMP/frames.json" &
+# --exercise: the app scrolls the table, selects tracks (decoding them for the track
+# view) and switches views continuously while the analysis runs.
+target/release/genretag app "$TMP/music" --db "$TMP/library.sqlite3" --frame-log "$TMP/frames.json" --exercise &
 pid=$!
-# Scroll the table and switch views meanwhile, like a user would (xdotool if present).
 sleep "$SECS"
 kill "$pid" 2>/dev/null || true
 wait "$pid" 2>/dev/null || true

@@ -469,3 +469,66 @@ fn issue5_library_tags_as_labels_and_bad_files_in_a_batch() {
     assert_eq!(failed.len(), 1);
     assert!(failed[0].as_str().is_some_and(|s| s.contains("broken.wav")));
 }
+
+#[test]
+fn issue5_ctrl_c_keeps_the_best_epoch_and_writes_the_report() {
+    use std::io::BufRead;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = dataset(tmp.path());
+    let out = tmp.path().join("run");
+    let mut child = genretag()
+        .args([
+            "train",
+            "--model",
+            "cnn-naive",
+            "--epochs",
+            "500",
+            "--patience",
+            "0",
+        ])
+        .args([
+            "--split",
+            "stratified",
+            "--test",
+            "0.34",
+            "--val",
+            "0.17",
+            "--no-cache",
+        ])
+        .arg("--data")
+        .arg(&data)
+        .arg("--out")
+        .arg(&out)
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawns");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = std::io::BufReader::new(stderr).lines();
+    // Wait for two finished epochs, then interrupt like Ctrl+C.
+    let mut seen = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.expect("line");
+        let two = line.starts_with("epoch   2:");
+        seen.push(line);
+        if two {
+            break;
+        }
+    }
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(kill.success());
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let status = child.wait().expect("waits");
+    assert!(status.success(), "{seen:?} {rest:?}");
+    assert!(
+        rest.iter().any(|l| l.contains("cancelled during epoch")),
+        "{rest:?}"
+    );
+    let r = Report::load(&out).expect("report written after the interrupt");
+    assert_eq!(r.stop, "cancelled");
+    assert!(r.history.len() >= 2 && r.history.len() < 500);
+    assert!(out.join("model/model.json").exists());
+}

@@ -131,6 +131,9 @@ pub struct AppArgs {
     /// Write UI frame-time statistics (JSON: p50, p99, max ms) to this file.
     #[arg(long)]
     pub frame_log: Option<PathBuf>,
+    /// Act like a busy user (scroll, select, switch views) for frame-time measurements.
+    #[arg(long)]
+    pub exercise: bool,
 }
 
 #[cfg(feature = "gui")]
@@ -150,6 +153,7 @@ fn run_gui(a: AppArgs) -> anyhow::Result<u8> {
         play_first: a.play_first,
         run: a.run,
         frame_log: a.frame_log,
+        exercise: a.exercise,
     })?;
     Ok(EXIT_OK)
 }

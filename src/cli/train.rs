@@ -238,6 +238,11 @@ pub struct TrainArgs {
     /// Enable the reports' augmentations (probabilities in the report's config).
     #[arg(long)]
     pub augment: bool,
+    /// Set augmentation probabilities, e.g. `--aug freq_mask=0.5,reverse=0.2` (names:
+    /// freq_mask, time_mask, reverse, salt_pepper, gaussian, poisson, wave_noise,
+    /// wave_mask, feature_noise).
+    #[arg(long, value_delimiter = ',')]
+    pub aug: Vec<String>,
     /// Track-level decision.
     #[arg(long, value_enum, default_value_t = Vote::Mean)]
     pub vote: Vote,
@@ -423,9 +428,68 @@ fn failed_tracks(r: &Report) -> usize {
         .map_or(0, Vec::len)
 }
 
+/// Set by the first Ctrl+C: training stops after the current step, keeps the best
+/// epoch, evaluates it and writes the report. A second Ctrl+C exits at once.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+#[cfg(unix)]
+extern "C" fn on_interrupt(_: libc::c_int) {
+    // Only async-signal-safe calls here: an atomic swap and _exit.
+    if INTERRUPTED.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        // SAFETY: _exit is async-signal-safe.
+        unsafe { libc::_exit(130) }
+    }
+}
+
+fn catch_interrupt() {
+    #[cfg(unix)]
+    // SAFETY: installs a handler that only touches an atomic and calls _exit.
+    unsafe {
+        libc::signal(
+            libc::SIGINT,
+            on_interrupt as *const () as libc::sighandler_t,
+        );
+    }
+}
+
+/// Apply `--aug name=p,...` overrides to augmentation probabilities.
+fn parse_aug(base: Augment, spec: &[String]) -> anyhow::Result<Augment> {
+    let mut a = base;
+    for item in spec {
+        let (k, v) = item
+            .split_once('=')
+            .with_context(|| format!("--aug expects name=probability, got {item:?}"))?;
+        let p: f32 = v
+            .trim()
+            .parse()
+            .with_context(|| format!("--aug {item:?}: not a number"))?;
+        if !(0.0..=1.0).contains(&p) {
+            bail!("--aug {item:?}: probability must be in [0, 1]");
+        }
+        let slot = match k.trim() {
+            "freq_mask" => &mut a.freq_mask,
+            "time_mask" => &mut a.time_mask,
+            "reverse" => &mut a.reverse,
+            "salt_pepper" => &mut a.salt_pepper,
+            "gaussian" => &mut a.gaussian,
+            "poisson" => &mut a.poisson,
+            "wave_noise" => &mut a.wave_noise,
+            "wave_mask" => &mut a.wave_mask,
+            "feature_noise" => &mut a.feature_noise,
+            other => bail!(
+                "--aug: unknown augmentation {other:?} (freq_mask, time_mask, reverse, salt_pepper, gaussian, poisson, wave_noise, wave_mask, feature_noise)"
+            ),
+        };
+        *slot = p;
+    }
+    Ok(a)
+}
+
 /// `genretag train`.
 pub fn run(a: TrainArgs, device: &Device) -> anyhow::Result<u8> {
-    let (spec, config) = spec_and_config(&a);
+    catch_interrupt();
+    let (spec, mut config) = spec_and_config(&a);
+    config.augment = parse_aug(config.augment, &a.aug)?;
     let opts = RunOptions {
         source: a.data.source()?,
         split: a.split.spec()?,
@@ -438,7 +502,7 @@ pub fn run(a: TrainArgs, device: &Device) -> anyhow::Result<u8> {
         device: device.clone(),
         eval_centre: a.eval_centre,
     };
-    let cancel = AtomicBool::new(false);
+    let cancel = &INTERRUPTED;
     let mut progress = Progress::new();
     let mut on_event = |e: &Event| progress.event(e);
     let report = if let Some(trials) = a.search {
@@ -448,7 +512,7 @@ pub fn run(a: TrainArgs, device: &Device) -> anyhow::Result<u8> {
             dropout: a.search_dropout.clone(),
         };
         let (done, best) =
-            search::search(&opts, &space, a.search_mode, trials, &cancel, &mut on_event)?;
+            search::search(&opts, &space, a.search_mode, trials, cancel, &mut on_event)?;
         println!(
             "{:<6} {:>9} {:>9} {:>7} {:>9} {:>7} {:>8}",
             "trial", "lr", "wd", "dropout", "val loss", "val acc", "test acc"
@@ -472,7 +536,7 @@ pub fn run(a: TrainArgs, device: &Device) -> anyhow::Result<u8> {
         }
         Report::load(&a.out).map_err(anyhow::Error::msg)?
     } else {
-        run::train(&opts, &cancel, &mut on_event)?
+        run::train(&opts, cancel, &mut on_event)?
     };
     progress.finish();
     print_summary(&report, &a.out);

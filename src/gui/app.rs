@@ -88,6 +88,9 @@ pub struct StartOptions {
     pub run: Option<PathBuf>,
     /// Write frame-time statistics here on exit.
     pub frame_log: Option<PathBuf>,
+    /// Act like a busy user (for frame-time measurements): scroll the table, select
+    /// tracks and switch views continuously.
+    pub exercise: bool,
 }
 
 /// Analysis state of a row.
@@ -183,9 +186,13 @@ pub struct GenretagApp {
     /// The decoded track.
     pub track: Option<LoadedTrack>,
     overview: Option<egui::TextureHandle>,
+    live: Option<egui::TextureHandle>,
+    live_frame: Option<usize>,
     /// Playback.
     pub player: Player,
     play_first: bool,
+    /// Show the track view when `play_first` starts playing (no view was asked for).
+    follow_play: bool,
     // Training view.
     form: TrainForm,
     training: Option<TrainingHandle>,
@@ -201,6 +208,8 @@ pub struct GenretagApp {
     // Frame times (ms) of `ui`.
     frame_ms: Vec<f32>,
     frame_log: Option<PathBuf>,
+    exercise: Option<u64>,
+    scroll_to: Option<usize>,
 }
 
 impl GenretagApp {
@@ -252,8 +261,11 @@ impl GenretagApp {
             loading: None,
             track: None,
             overview: None,
+            live: None,
+            live_frame: None,
             player: Player::default(),
             play_first: start.play_first,
+            follow_play: start.tab.is_none(),
             form: TrainForm::default(),
             training: None,
             curves: Vec::new(),
@@ -265,6 +277,8 @@ impl GenretagApp {
             run_input: String::new(),
             frame_ms: Vec::new(),
             frame_log: start.frame_log.clone(),
+            exercise: start.exercise.then_some(0),
+            scroll_to: None,
         };
         app.player.set_volume(app.settings.volume);
         if let Some(f) = start.folder {
@@ -328,6 +342,7 @@ impl GenretagApp {
             self.current = Some(index);
             self.track = None;
             self.overview = None;
+            self.live_frame = None;
             self.player.pause();
             self.loading = Some(load_track(
                 self.ctx.clone(),
@@ -501,7 +516,9 @@ impl GenretagApp {
                     }
                     if self.play_first && self.current.is_none() && index == 0 {
                         self.select_track(0);
-                        self.settings.tab = Tab::Track;
+                        if self.follow_play {
+                            self.settings.tab = Tab::Track;
+                        }
                     }
                 }
                 LibEvent::Failed {
@@ -857,7 +874,11 @@ impl GenretagApp {
             }
         };
         let sort = self.sort;
-        TableBuilder::new(ui)
+        let mut table = TableBuilder::new(ui);
+        if let Some(r) = self.scroll_to.take() {
+            table = table.scroll_to_row(r, None);
+        }
+        table
             .striped(true)
             .sense(egui::Sense::click())
             .column(Column::initial(200.0).at_least(60.0).clip(true))
@@ -1053,7 +1074,7 @@ impl GenretagApp {
                 ui.label(format!("- {}", row.init.artist));
             }
         });
-        if let Some(e) = &self.player.no_sound {
+        if let Some(e) = self.player.no_sound() {
             ui.colored_label(Color32::from_rgb(220, 160, 60), e);
         }
         // Transport.
@@ -1101,13 +1122,30 @@ impl GenretagApp {
         // Live spectrogram around the playhead, then the overview.
         ui.label(RichText::new("Live mel spectrogram").small());
         let frame = (pos * crate::train::features::FRAMES_PER_S as f64) as usize;
-        let live = widgets::live_spectrogram(ui, &track.mel, track.frames, frame, 313, 160.0);
-        let _ = live;
+        // One texture, updated in place only when the playhead moved a frame.
+        let image = (self.live_frame != Some(frame))
+            .then(|| widgets::live_image(&track.mel, track.frames, frame, LIVE_SPAN));
+        self.live_frame = Some(frame);
+        let tex = match (&mut self.live, image) {
+            (Some(t), Some(img)) => {
+                t.set(img, egui::TextureOptions::NEAREST);
+                t
+            }
+            (Some(t), None) => t,
+            (None, img) => self.live.insert(ui.ctx().load_texture(
+                "live",
+                img.unwrap_or_else(|| {
+                    widgets::live_image(&track.mel, track.frames, frame, LIVE_SPAN)
+                }),
+                egui::TextureOptions::NEAREST,
+            )),
+        };
+        widgets::live_spectrogram(ui, tex, 160.0);
         ui.label(RichText::new("Whole track (click to seek)").small());
         let tex = self.overview.get_or_insert_with(|| {
             ui.ctx().load_texture(
                 "overview",
-                widgets::spectrogram_image(&track.mel, track.frames, 2048),
+                track.overview.clone(),
                 egui::TextureOptions::LINEAR,
             )
         });
@@ -1389,6 +1427,9 @@ impl GenretagApp {
     }
 }
 
+/// Frames shown in the live spectrogram (5 s).
+const LIVE_SPAN: usize = 313;
+
 fn mmss(s: f64) -> String {
     let s = s.max(0.0) as u64;
     format!("{}:{:02}", s / 60, s % 60)
@@ -1444,6 +1485,24 @@ impl GenretagApp {
             self.open_folder(d);
         }
         self.shortcuts(&ctx);
+        if let Some(tick) = self.exercise.as_mut() {
+            *tick += 1;
+            let t = *tick;
+            let n = self.order.len();
+            if n > 0 {
+                self.scroll_to = Some((t as usize * 37) % n);
+                if t % 90 == 0 {
+                    self.select_track(self.order[(t as usize * 13) % n]);
+                }
+            }
+            if t % 240 == 0 {
+                self.settings.tab = match self.settings.tab {
+                    Tab::Library => Tab::Track,
+                    _ => Tab::Library,
+                };
+            }
+            ctx.request_repaint();
+        }
         egui::Panel::top("top").show(ui, |ui| self.top_bar(ui));
         egui::Panel::bottom("status").show(ui, |ui| self.status_bar(ui));
         egui::CentralPanel::default().show(ui, |ui| match self.settings.tab {

@@ -454,6 +454,8 @@ pub struct LoadedTrack {
     pub mel: Vec<f32>,
     /// Mel frames (62.5 per second).
     pub frames: usize,
+    /// The whole-track spectrogram image (made here, not on the UI thread).
+    pub overview: egui::ColorImage,
 }
 
 /// Decode `path` on a thread; the result (or error) arrives on the returned receiver.
@@ -475,12 +477,14 @@ pub fn load_track(ctx: egui::Context, path: PathBuf) -> Receiver<Result<LoadedTr
                     ),
                     _ => (mono, info.sample_rate_hz),
                 };
+                let overview = super::widgets::spectrogram_image(&mel, frames, 2048);
                 Ok(LoadedTrack {
                     path: path.clone(),
                     samples: Arc::new(samples),
                     rate_hz,
                     mel,
                     frames,
+                    overview,
                 })
             })();
             let _ = tx.send(r);

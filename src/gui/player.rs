@@ -6,8 +6,9 @@
 //! player keeps a silent clock instead, so the playhead, the live spectrogram and
 //! the segment probabilities still follow "playback".
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
@@ -19,20 +20,31 @@ struct Shared {
     paused: AtomicBool,
     /// f32 bits.
     volume: AtomicU32,
+    /// A stream for the current track exists and runs the position.
+    has_stream: AtomicBool,
+    /// Why there is no sound (written by the player thread, read by the UI).
+    no_sound: Mutex<Option<String>>,
 }
 
-/// The player held by the UI.
+/// Orders for the player thread, which owns the cpal stream.
+enum PlayerCmd {
+    Load(Arc<Vec<f32>>),
+    Play,
+    Pause,
+}
+
+/// The player held by the UI: atomics shared with the audio callback, and a channel
+/// to the player thread that builds, starts and stops the cpal stream (so the UI
+/// thread never waits on the audio system).
 pub struct Player {
     shared: Arc<Shared>,
-    stream: Option<cpal::Stream>,
+    tx: Option<Sender<PlayerCmd>>,
     /// Output frames per second (device rate, or the track's rate when silent).
     rate_hz: u32,
     /// Frames in the loaded track at `rate_hz`.
     frames: usize,
-    /// Silent clock: (started at, position then) while playing without a device.
+    /// Silent clock: (started at, position then) while playing without a stream.
     clock: Option<(Instant, usize)>,
-    /// Why there is no sound, if there is none.
-    pub no_sound: Option<String>,
 }
 
 impl Default for Player {
@@ -42,12 +54,52 @@ impl Default for Player {
                 position: AtomicUsize::new(0),
                 paused: AtomicBool::new(true),
                 volume: AtomicU32::new(0.8f32.to_bits()),
+                has_stream: AtomicBool::new(false),
+                no_sound: Mutex::new(None),
             }),
-            stream: None,
+            tx: None,
             rate_hz: 16_000,
             frames: 0,
             clock: None,
-            no_sound: None,
+        }
+    }
+}
+
+fn player_thread(shared: Arc<Shared>, rx: Receiver<PlayerCmd>) {
+    let mut stream: Option<cpal::Stream> = None;
+    let set_status = |s: Option<String>| {
+        if let Ok(mut g) = shared.no_sound.lock() {
+            *g = s;
+        }
+    };
+    while let Ok(cmd) = rx.recv() {
+        match cmd {
+            PlayerCmd::Load(samples) => {
+                stream = None;
+                shared.has_stream.store(false, Ordering::SeqCst);
+                match build_stream(samples, shared.clone()) {
+                    Ok(s) => {
+                        stream = Some(s);
+                        shared.has_stream.store(true, Ordering::SeqCst);
+                        set_status(None);
+                    }
+                    Err(e) => set_status(Some(e)),
+                }
+            }
+            PlayerCmd::Play => {
+                if let Some(s) = &stream
+                    && let Err(e) = s.play()
+                {
+                    stream = None;
+                    shared.has_stream.store(false, Ordering::SeqCst);
+                    set_status(Some(format!("cannot start audio ({e}): playing silently")));
+                }
+            }
+            PlayerCmd::Pause => {
+                if let Some(s) = &stream {
+                    let _ = s.pause();
+                }
+            }
         }
     }
 }
@@ -68,19 +120,39 @@ impl Player {
     /// Load mono `samples` already at `rate_hz` (the output rate from [`output_rate`],
     /// or any rate when there is no device). Starts paused at 0.
     pub fn load(&mut self, samples: Arc<Vec<f32>>, rate_hz: u32) {
-        self.stream = None;
         self.clock = None;
         self.rate_hz = rate_hz.max(1);
         self.frames = samples.len();
         self.shared.position.store(0, Ordering::Relaxed);
         self.shared.paused.store(true, Ordering::Relaxed);
-        match build_stream(samples, self.shared.clone()) {
-            Ok(s) => {
-                self.stream = Some(s);
-                self.no_sound = None;
+        self.shared.has_stream.store(false, Ordering::SeqCst);
+        if self.tx.is_none() {
+            let (tx, rx) = channel();
+            let shared = self.shared.clone();
+            if std::thread::Builder::new()
+                .name("player".into())
+                .spawn(move || player_thread(shared, rx))
+                .is_ok()
+            {
+                self.tx = Some(tx);
             }
-            Err(e) => self.no_sound = Some(e),
         }
+        self.send(PlayerCmd::Load(samples));
+    }
+
+    fn send(&self, c: PlayerCmd) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(c);
+        }
+    }
+
+    /// Why there is no sound, if there is none.
+    pub fn no_sound(&self) -> Option<String> {
+        self.shared.no_sound.lock().ok().and_then(|g| g.clone())
+    }
+
+    fn streaming(&self) -> bool {
+        self.shared.has_stream.load(Ordering::SeqCst)
     }
 
     /// Whether a track is loaded.
@@ -102,24 +174,16 @@ impl Player {
             self.shared.position.store(0, Ordering::Relaxed);
         }
         self.shared.paused.store(false, Ordering::Relaxed);
-        if let Some(s) = &self.stream
-            && let Err(e) = s.play()
-        {
-            self.no_sound = Some(format!("cannot start audio ({e}): playing silently"));
-            self.stream = None;
-        }
-        if self.stream.is_none() {
-            self.clock = Some((Instant::now(), self.shared.position.load(Ordering::Relaxed)));
-        }
+        self.send(PlayerCmd::Play);
+        // Until (or unless) a stream runs, a clock moves the playhead.
+        self.clock = Some((Instant::now(), self.shared.position.load(Ordering::Relaxed)));
     }
 
     /// Pause.
     pub fn pause(&mut self) {
         let pos = self.position_frames();
         self.shared.paused.store(true, Ordering::Relaxed);
-        if let Some(s) = &self.stream {
-            let _ = s.pause();
-        }
+        self.send(PlayerCmd::Pause);
         self.clock = None;
         self.shared.position.store(pos, Ordering::Relaxed);
     }
@@ -151,7 +215,7 @@ impl Player {
 
     fn position_frames(&self) -> usize {
         match self.clock {
-            Some((t0, p0)) if self.is_playing() => {
+            Some((t0, p0)) if self.is_playing() && !self.streaming() => {
                 (p0 + (t0.elapsed().as_secs_f64() * self.rate_hz as f64) as usize).min(self.frames)
             }
             _ => self

@@ -59,49 +59,40 @@ pub fn spectrogram_image(mel: &[f32], frames: usize, max_width: usize) -> egui::
     egui::ColorImage::new([width, h], pixels)
 }
 
-/// The spectrogram around `frame` (`span` frames, playhead in the middle), drawn as
-/// cells; returns its rect.
-pub fn live_spectrogram(
-    ui: &mut egui::Ui,
-    mel: &[f32],
-    frames: usize,
-    frame: usize,
-    span: usize,
-    height: f32,
-) -> Rect {
-    let (rect, _) = ui.allocate_exact_size(Vec2::new(ui.available_width(), height), Sense::hover());
-    let painter = ui.painter_at(rect);
-    painter.rect_filled(rect, 0.0, Color32::BLACK);
+/// The spectrogram around `frame` (`span` frames, playhead in the middle) as an
+/// image; the caller uploads it into one texture that is updated in place.
+pub fn live_image(mel: &[f32], frames: usize, frame: usize, span: usize) -> egui::ColorImage {
     let h = MUSICNN_N_MELS;
-    // Draw at most one cell column per 2 px and 48 mel rows (pairs averaged).
-    let cols = span.min((rect.width() / 2.0) as usize).max(1);
-    let rows = 48;
-    let (cw, rh) = (rect.width() / cols as f32, rect.height() / rows as f32);
+    let mut pixels = vec![Color32::BLACK; span * h];
     let start = frame as i64 - (span / 2) as i64;
-    for c in 0..cols {
-        let f = start + (c * span / cols) as i64;
+    for x in 0..span {
+        let f = start + x as i64;
         if f < 0 || f as usize >= frames {
             continue;
         }
         let f = f as usize;
-        for r in 0..rows {
-            let m = r * h / rows;
-            let v = 0.5 * (mel[f * h + m] + mel[f * h + (m + 1).min(h - 1)]);
-            let x = rect.left() + c as f32 * cw;
-            let y = rect.bottom() - (r + 1) as f32 * rh;
-            painter.rect_filled(
-                Rect::from_min_size(Pos2::new(x, y), Vec2::new(cw + 0.5, rh + 0.5)),
-                0.0,
-                colour(norm(v)),
-            );
+        for m in 0..h {
+            pixels[(h - 1 - m) * span + x] = colour(norm(mel[f * h + m]));
         }
     }
+    egui::ColorImage::new([span, h], pixels)
+}
+
+/// Draw the live spectrogram texture with a playhead line in the middle.
+pub fn live_spectrogram(ui: &mut egui::Ui, tex: &egui::TextureHandle, height: f32) {
+    let (rect, _) = ui.allocate_exact_size(Vec2::new(ui.available_width(), height), Sense::hover());
+    let painter = ui.painter_at(rect);
+    painter.image(
+        tex.id(),
+        rect,
+        Rect::from_min_max(Pos2::ZERO, Pos2::new(1.0, 1.0)),
+        Color32::WHITE,
+    );
     let x = rect.center().x;
     painter.line_segment(
         [Pos2::new(x, rect.top()), Pos2::new(x, rect.bottom())],
         Stroke::new(2.0, Color32::WHITE),
     );
-    rect
 }
 
 /// The overview image with the playhead; returns a seek time when clicked.
@@ -201,10 +192,10 @@ pub fn prob_bars(ui: &mut egui::Ui, items: &[(String, f32)]) {
             ui.add_sized([90.0, 16.0], egui::Label::new(label.as_str()).truncate());
             ui.add(
                 egui::ProgressBar::new(*p)
-                    .desired_width(ui.available_width().clamp(60.0, 220.0))
-                    .fill(genre_colour(label))
-                    .text(RichText::new(format!("{:.0}%", p * 100.0)).color(Color32::BLACK)),
+                    .desired_width((ui.available_width() - 50.0).clamp(60.0, 200.0))
+                    .fill(genre_colour(label)),
             );
+            ui.label(RichText::new(format!("{:.0}%", p * 100.0)).monospace());
         });
     }
 }

@@ -747,6 +747,11 @@ pub fn fit(
         for (s, chunk) in items.chunks(cfg.batch.max(1)).enumerate() {
             if cancel.load(Ordering::Relaxed) {
                 stop = Stop::Cancelled;
+                on_event(&Event::Log(format!(
+                    "cancelled during epoch {}: keeping epoch {}",
+                    epoch0 + 1,
+                    state.best_epoch
+                )));
                 break 'epochs;
             }
             lr = learning_rate(cfg, epoch0, s, steps, state.lr_scale);
