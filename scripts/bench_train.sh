@@ -13,5 +13,5 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 mkdir -p target
 "$VENV/bin/python" scripts/train_reference.py target/train-reference.json "$STEPS"
-cargo run --release --no-default-features -- bench-train --steps "$STEPS" --burn-conv \
+cargo run --release --locked -- bench-train --steps "$STEPS" \
   --reference target/train-reference.json --json target/train-bench.json

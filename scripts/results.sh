@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Train every model kind on the shared GTZAN clips with one grouped split and write the
-# comparison table (docs/results.md is written from its output by hand-free means:
-# `genretag compare --csv`). Usage: scripts/results.sh [OUT_DIR]
+# Train every model kind on the shared GTZAN clips with one grouped split, then write the
+# comparison table (OUT/results.md, OUT/results.csv) with `genretag compare`.
+# Usage: scripts/results.sh [OUT_DIR]
 # Environment: GENRETAG (binary; default: cargo run --release), DATA (default
 # ../shared/data/gtzan), EPOCHS_CNN (default 8).
 set -euo pipefail
@@ -45,6 +45,8 @@ run cnn5-logmel --model cnn5 --width 0.5 --epochs "$EPOCHS_CNN" --augment
 for rule in sum product agree; do
   echo "== ensemble-$rule"
   "$GENRETAG" ensemble "$OUT/transfer-logreg" "$OUT/rnn-lstm" "$OUT/cnn5-mfcc" --rule "$rule" --out "$OUT/ensemble-$rule" | tail -n 3
+  echo "== ensemble-best-$rule"
+  "$GENRETAG" ensemble "$OUT/transfer-logreg" "$OUT/cnn5-logmel" "$OUT/crnn-logmel" --rule "$rule" --out "$OUT/ensemble-best-$rule" | tail -n 3
 done
 runs=()
 for d in "$OUT"/*/; do

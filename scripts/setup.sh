@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Install what genretag needs on a fresh Debian/Ubuntu machine.
 #   scripts/setup.sh          build dependencies (ALSA headers, a C toolchain, Rust)
-#   scripts/setup.sh --test   plus the tools the test suite uses (ffmpeg, sox)
+#   scripts/setup.sh --test   plus the tools the test suite uses (ffmpeg, sox, and Mesa's
+#                             software Vulkan to render the app's snapshot images)
 #   scripts/setup.sh --gui    plus what the screenshot and frame-time scripts use
 #                             (Xvfb, xauth, ImageMagick, Mesa's software Vulkan)
 set -euo pipefail
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 PKGS=(build-essential pkg-config curl ca-certificates libasound2-dev)
-if [ "${1:-}" = "--test" ]; then PKGS+=(ffmpeg sox); fi
+if [ "${1:-}" = "--test" ]; then PKGS+=(ffmpeg sox mesa-vulkan-drivers); fi
 if [ "${1:-}" = "--gui" ]; then PKGS+=(xvfb xauth imagemagick mesa-vulkan-drivers); fi
 missing=()
 for p in "${PKGS[@]}"; do

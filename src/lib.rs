@@ -25,7 +25,12 @@ pub use genre::Genre;
 /// kernel: the CPU backend allocates and frees tens of megabytes per layer, and with
 /// glibc's defaults each of those becomes a fresh `mmap` whose pages fault in one by
 /// one (measured: a training step of the benchmark CNN went from 1.21 s to 0.69 s).
+///
+/// `GENRETAG_GLIBC_MALLOC_DEFAULTS=1` keeps glibc's defaults (to measure the difference).
 pub fn tune_allocator() {
+    if std::env::var_os("GENRETAG_GLIBC_MALLOC_DEFAULTS").is_some() {
+        return;
+    }
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only changes glibc's allocation thresholds; called before any
     // other thread exists.

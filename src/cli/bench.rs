@@ -189,12 +189,16 @@ pub struct BenchTrainArgs {
     /// Reference timings (JSON written by scripts/train_reference.py).
     #[arg(long)]
     pub reference: Option<PathBuf>,
-    /// Also time burn's generic Conv2d (slow: several seconds per step).
-    #[arg(long)]
-    pub burn_conv: bool,
+    /// Channel widths of the conv blocks (default: the 16,32,64,128).
+    #[arg(long, value_delimiter = ',')]
+    pub widths: Vec<usize>,
     /// Write the measurements as JSON here.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Also print per-layer forward times (our convolution vs burn's, batch norm, ReLU,
+    /// pooling) and each step's forward/backward/update split: where the time goes.
+    #[arg(long)]
+    pub profile: bool,
 }
 
 #[derive(Debug, Deserialize, serde::Serialize)]
@@ -207,7 +211,7 @@ struct TrainReference {
 
 /// Run `bench-train`.
 pub fn run_train(args: BenchTrainArgs, device: &Device) -> anyhow::Result<u8> {
-    use crate::train::bench::{INPUT, Variant, WIDTHS, measure};
+    use crate::train::bench::{INPUT, WIDTHS, measure};
     let reference: Option<TrainReference> = match &args.reference {
         Some(p) => Some(
             serde_json::from_str(
@@ -219,48 +223,49 @@ pub fn run_train(args: BenchTrainArgs, device: &Device) -> anyhow::Result<u8> {
         None => None,
     };
     println!(
-        "CNN {WIDTHS:?} (3x3 conv, batch norm, ReLU, 2x2 max-pool; global average pool; dense 10), batch {} of 1x{}x{}, Adam",
-        args.batch, INPUT[0], INPUT[1]
+        "CNN {:?} (3x3 conv, batch norm, ReLU, 2x2 max-pool; global average pool; dense 10), batch {} of 1x{}x{}, Adam",
+        if args.widths.is_empty() {
+            WIDTHS.to_vec()
+        } else {
+            args.widths.clone()
+        },
+        args.batch,
+        INPUT[0],
+        INPUT[1]
     );
-    if std::env::var_os("GENRETAG_BENCH_LAYERS").is_some() {
+    if args.profile {
         crate::train::bench::layer_timings(device, args.batch);
     }
-    let mut variants = vec![Variant::Genretag];
-    if args.burn_conv {
-        variants.push(Variant::BurnConv2d);
-    }
-    let mut results = Vec::new();
-    for v in variants {
-        let m = measure(v, device, args.batch, args.steps, 20);
-        println!(
-            "{:<12} {:>7} params  {:>7.3} s/step  {:>6.2} ms/inference  (loss after {} steps {:.3})",
-            format!("{:?}", m.variant),
-            m.parameters,
-            m.step_s,
-            m.infer_ms,
-            args.steps + 2,
-            m.final_loss
-        );
-        results.push(m);
-    }
+    let widths = if args.widths.is_empty() {
+        WIDTHS.to_vec()
+    } else {
+        args.widths.clone()
+    };
+    let m = measure(device, args.batch, args.steps, 20, args.profile, &widths);
+    println!(
+        "{:<18} {:>8} params  {:>7.3} s/step  {:>6.2} ms/inference  (loss after {} steps {:.3})",
+        "genretag",
+        m.parameters,
+        m.step_s,
+        m.infer_ms,
+        args.steps + 2,
+        m.final_loss
+    );
     if let Some(r) = &reference {
         println!(
-            "{:<12} {:>7} params  {:>7.3} s/step  {:>6.2} ms/inference",
+            "{:<18} {:>8} params  {:>7.3} s/step  {:>6.2} ms/inference",
             r.framework, r.parameters, r.step_s, r.infer_ms
         );
-        for m in &results {
-            println!(
-                "ratio {:?} / {}: training step {:.2}x, inference {:.2}x",
-                m.variant,
-                r.framework,
-                m.step_s / r.step_s,
-                m.infer_ms / r.infer_ms
-            );
-        }
+        println!(
+            "ratio genretag / {}: training step {:.2}x, inference {:.2}x",
+            r.framework,
+            m.step_s / r.step_s,
+            m.infer_ms / r.infer_ms
+        );
     }
     if let Some(p) = &args.json {
         let text = serde_json::to_string_pretty(&serde_json::json!({
-            "results": results,
+            "genretag": m,
             "reference": reference,
         }))?;
         std::fs::write(p, text + "\n").with_context(|| format!("cannot write {}", p.display()))?;

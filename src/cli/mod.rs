@@ -154,6 +154,7 @@ fn run_gui(a: AppArgs) -> anyhow::Result<u8> {
         run: a.run,
         frame_log: a.frame_log,
         exercise: a.exercise,
+        stable_ui: false,
     })?;
     Ok(EXIT_OK)
 }

@@ -399,14 +399,17 @@ fn print_summary(r: &Report, out: &Path) {
             r.best_epoch
         );
     }
+    let windows = if r.segment.n == 0 {
+        String::new()
+    } else {
+        format!(
+            "; window accuracy {:.3} over {} windows",
+            r.segment.accuracy, r.segment.n
+        )
+    };
     println!(
-        "test    track accuracy {:.3} (balanced {:.3}, macro F1 {:.3}, top-2 {:.3}); window accuracy {:.3} over {} windows",
-        r.track.accuracy,
-        r.track.balanced_accuracy,
-        r.track.macro_f1,
-        r.track.top2,
-        r.segment.accuracy,
-        r.segment.n
+        "test    track accuracy {:.3} (balanced {:.3}, macro F1 {:.3}, top-2 {:.3}){windows}",
+        r.track.accuracy, r.track.balanced_accuracy, r.track.macro_f1, r.track.top2,
     );
     println!(
         "{:<12} {:>9} {:>7} {:>6} {:>8}",
@@ -635,9 +638,17 @@ pub fn run_compare(a: CompareArgs) -> anyhow::Result<u8> {
         "{:<4} {:<24} {:>6} {:>8} {:>8} {:>8} {:>6} {:>8} {:>9}",
         "#", "model", "tracks", "accuracy", "balanced", "macro F1", "top-2", "window", "train s"
     );
+    // Ensembles combine track probabilities only: no window-level number.
+    let window = |r: &Report| {
+        if r.segment.n == 0 {
+            "-".to_string()
+        } else {
+            format!("{:.3}", r.segment.accuracy)
+        }
+    };
     for (i, r) in reports.iter().enumerate() {
         println!(
-            "{:<4} {:<24} {:>6} {:>8.3} {:>8.3} {:>8.3} {:>6.3} {:>8.3} {:>9.1}",
+            "{:<4} {:<24} {:>6} {:>8.3} {:>8.3} {:>8.3} {:>6.3} {:>8} {:>9.1}",
             i + 1,
             r.model,
             r.track.n,
@@ -645,7 +656,7 @@ pub fn run_compare(a: CompareArgs) -> anyhow::Result<u8> {
             r.track.balanced_accuracy,
             r.track.macro_f1,
             r.track.top2,
-            r.segment.accuracy,
+            window(r),
             r.train_secs
         );
         csv += &format!(
@@ -707,7 +718,7 @@ pub fn run_compare(a: CompareArgs) -> anyhow::Result<u8> {
         );
         for (run, r) in a.runs.iter().zip(&reports) {
             md += &format!(
-                "| {} | {} | {} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {} | {:.0} | {} |\n",
+                "| {} | {} | {} | {:.3} | {:.3} | {:.3} | {:.3} | {} | {} | {:.0} | {} |\n",
                 run.file_name()
                     .map(|n| n.to_string_lossy().to_string())
                     .unwrap_or_default(),
@@ -717,7 +728,7 @@ pub fn run_compare(a: CompareArgs) -> anyhow::Result<u8> {
                 r.track.balanced_accuracy,
                 r.track.macro_f1,
                 r.track.top2,
-                r.segment.accuracy,
+                window(r),
                 if r.history.is_empty() {
                     "-".to_string()
                 } else {

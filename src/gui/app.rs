@@ -91,6 +91,9 @@ pub struct StartOptions {
     /// Act like a busy user (for frame-time measurements): scroll the table, select
     /// tracks and switch views continuously.
     pub exercise: bool,
+    /// Hide machine-dependent text (frame times, audio device status) so snapshot
+    /// images are reproducible.
+    pub stable_ui: bool,
 }
 
 /// Analysis state of a row.
@@ -207,9 +210,14 @@ pub struct GenretagApp {
     run_input: String,
     // Frame times (ms) of `ui`.
     frame_ms: Vec<f32>,
+    /// Milliseconds between the starts of consecutive frames (includes egui's
+    /// tessellation and the renderer's work, and idle time when nothing repaints).
+    interval_ms: Vec<f32>,
+    last_frame: Option<Instant>,
     frame_log: Option<PathBuf>,
     exercise: Option<u64>,
     scroll_to: Option<usize>,
+    stable_ui: bool,
 }
 
 impl GenretagApp {
@@ -276,9 +284,12 @@ impl GenretagApp {
             normalise: Normalise::Counts,
             run_input: String::new(),
             frame_ms: Vec::new(),
+            interval_ms: Vec::new(),
+            last_frame: None,
             frame_log: start.frame_log.clone(),
             exercise: start.exercise.then_some(0),
             scroll_to: None,
+            stable_ui: start.stable_ui,
         };
         app.player.set_volume(app.settings.volume);
         if let Some(f) = start.folder {
@@ -757,12 +768,14 @@ impl GenretagApp {
         ui.horizontal(|ui| {
             ui.label(&self.status);
             ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
-                let (p50, p99) = frame_stats(&self.frame_ms);
-                ui.label(
-                    RichText::new(format!("ui {p50:.1} / {p99:.1} ms (p50/p99)"))
-                        .small()
-                        .weak(),
-                );
+                if !self.stable_ui {
+                    let (p50, p99) = frame_stats(&self.frame_ms);
+                    ui.label(
+                        RichText::new(format!("ui {p50:.1} / {p99:.1} ms (p50/p99)"))
+                            .small()
+                            .weak(),
+                    );
+                }
                 ui.label(RichText::new(&self.model_name).small().weak());
             });
         });
@@ -1074,7 +1087,9 @@ impl GenretagApp {
                 ui.label(format!("- {}", row.init.artist));
             }
         });
-        if let Some(e) = self.player.no_sound() {
+        if let Some(e) = self.player.no_sound()
+            && !self.stable_ui
+        {
             ui.colored_label(Color32::from_rgb(220, 160, 60), e);
         }
         // Transport.
@@ -1471,6 +1486,12 @@ impl GenretagApp {
     /// One frame: drain events, then draw.
     pub fn frame(&mut self, ui: &mut egui::Ui) {
         let t0 = Instant::now();
+        if let Some(prev) = self.last_frame.replace(t0) {
+            self.interval_ms.push((t0 - prev).as_secs_f32() * 1e3);
+            if self.interval_ms.len() > 100_000 {
+                self.interval_ms.drain(..50_000);
+            }
+        }
         self.drain();
         let ctx = ui.ctx().clone();
         // Dropped folders open as the library.
@@ -1523,8 +1544,9 @@ impl GenretagApp {
         if let Some(p) = &self.frame_log {
             let (p50, p99) = frame_stats(&self.frame_ms);
             let max = self.frame_ms.iter().copied().fold(0.0f32, f32::max);
+            let (i50, i99) = frame_stats(&self.interval_ms);
             let text = format!(
-                "{{\"frames\": {}, \"p50_ms\": {p50:.3}, \"p99_ms\": {p99:.3}, \"max_ms\": {max:.3}, \"tracks\": {}, \"analysed\": {}}}\n",
+                "{{\"frames\": {}, \"ui_p50_ms\": {p50:.3}, \"ui_p99_ms\": {p99:.3}, \"ui_max_ms\": {max:.3}, \"interval_p50_ms\": {i50:.3}, \"interval_p99_ms\": {i99:.3}, \"tracks\": {}, \"analysed\": {}}}\n",
                 self.frame_ms.len(),
                 self.rows.len(),
                 self.progress().0

@@ -6,7 +6,6 @@
 //! app's training tab drive it through [`run`].
 
 pub mod bench;
-pub mod conv;
 pub mod dataset;
 pub mod features;
 pub mod forest;

@@ -18,17 +18,16 @@
 //! [`super::ensemble`].)
 
 use burn::module::Module;
-use burn::nn::conv::{Conv1d, Conv1dConfig};
+use burn::nn::conv::{Conv1d, Conv1dConfig, Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool1d, MaxPool1dConfig, MaxPool2d, MaxPool2dConfig};
 use burn::nn::{
     BatchNorm, BatchNormConfig, BiGru, BiGruConfig, BiLstm, BiLstmConfig, Dropout, DropoutConfig,
-    Gru, GruConfig, Linear, LinearConfig, Lstm, LstmConfig, PaddingConfig1d,
+    Gru, GruConfig, Linear, LinearConfig, Lstm, LstmConfig, PaddingConfig1d, PaddingConfig2d,
 };
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use super::conv::Conv3x3;
 use super::features::{HAND_DIM, N_MFCC, Repr};
 use crate::dsp::features::MUSICNN_N_MELS;
 use crate::ml::musicnn::EMBED_DIM;
@@ -227,9 +226,17 @@ fn need<T: Clone>(t: &Option<T>, what: &str) -> T {
 /// Conv 3x3 (same) -> optional batch norm -> ReLU -> optional 2x2 max-pool.
 #[derive(Module, Debug)]
 pub struct Block2d {
-    conv: Conv3x3,
+    conv: Conv2d,
     bn: Option<BatchNorm>,
     pool: Option<MaxPool2d>,
+}
+
+/// 3x3 convolution with "same" padding (burn's; a hand-written im2col + GEMM version
+/// measured slower to train on this CPU backend, see the README's Speed section).
+fn conv3x3(c_in: usize, c_out: usize, device: &Device) -> Conv2d {
+    Conv2dConfig::new([c_in, c_out], [3, 3])
+        .with_padding(PaddingConfig2d::Same)
+        .init(device)
 }
 
 /// The 2x2 pool of a block, halving only the dimensions of at least 2 (so short
@@ -250,7 +257,7 @@ fn pooled(mut hw: [usize; 2], blocks: usize) -> [usize; 2] {
 impl Block2d {
     fn new(c_in: usize, c_out: usize, bn: bool, pool: Option<[usize; 2]>, device: &Device) -> Self {
         Self {
-            conv: Conv3x3::new(c_in, c_out, device),
+            conv: conv3x3(c_in, c_out, device),
             bn: bn.then(|| BatchNormConfig::new(c_out).init(device)),
             pool: pool.map(|hw| MaxPool2dConfig::new(pool_kernel(hw)).init()),
         }
@@ -322,7 +329,7 @@ pub struct ResEncoder {
     stem: Block2d,
     c1: Block2d,
     c2: Block2d,
-    c3: Conv3x3,
+    c3: Conv2d,
     bn3: BatchNorm,
 }
 
@@ -332,7 +339,7 @@ impl ResEncoder {
             stem: Block2d::new(1, c, true, Some(hw), device),
             c1: Block2d::new(c, c, true, None, device),
             c2: Block2d::new(c, c, true, None, device),
-            c3: Conv3x3::new(c, c, device),
+            c3: conv3x3(c, c, device),
             bn3: BatchNormConfig::new(c).init(device),
         }
     }
