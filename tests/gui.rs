@@ -37,7 +37,7 @@ fn wait(
 fn snapshot(h: &mut Harness<'_, GenretagApp>, name: &str) {
     let opts = egui_kittest::SnapshotOptions::new()
         .threshold(1.0)
-        .failed_pixel_count_threshold(400);
+        .max_failed_pixels(400);
     match h.try_snapshot_options(name, &opts) {
         Ok(()) => {}
         Err(egui_kittest::SnapshotError::RenderError { err }) => {
@@ -51,13 +51,32 @@ fn snapshot(h: &mut Harness<'_, GenretagApp>, name: &str) {
     }
 }
 
+/// Removes its folder when dropped (also when the test fails).
+struct Cleanup(std::path::PathBuf);
+
+impl Cleanup {
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 fn genres(p: &Path) -> Vec<String> {
     genretag::library::tags::read_tags(p).expect("tags").genres
 }
 
 #[test]
 fn issue4_app_library_track_tagging_and_training() {
-    let tmp = tempfile::tempdir().expect("tempdir");
+    // A fixed folder (not a random temporary name): paths show in the snapshots.
+    let root = std::env::temp_dir().join("genretag-gui-test");
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).expect("mkdir");
+    let tmp = Cleanup(root);
     let data = dataset(tmp.path());
     let music = data.join("tones");
     let settings = Settings {
