@@ -1568,7 +1568,7 @@ impl eframe::App for GenretagApp {
         eframe::set_value(storage, eframe::APP_KEY, &self.settings);
     }
 
-    fn on_exit(&mut self) {
+    fn on_exit(&mut self, _gl: Option<&eframe::glow::Context>) {
         self.write_frame_log();
     }
 }

@@ -14,7 +14,15 @@ pub use app::{GenretagApp, Settings, StartOptions, Tab};
 
 /// Open the window and run until it is closed.
 pub fn run(start: StartOptions) -> anyhow::Result<()> {
+    // OpenGL (glow) by default: on this GPU-less machine Mesa's software OpenGL draws a
+    // frame in ~16 ms where wgpu on its software Vulkan takes ~75 ms (measured with
+    // scripts/frame_times.sh). GENRETAG_RENDERER=wgpu picks wgpu.
+    let renderer = match std::env::var("GENRETAG_RENDERER").as_deref() {
+        Ok("wgpu") => eframe::Renderer::Wgpu,
+        _ => eframe::Renderer::Glow,
+    };
     let options = eframe::NativeOptions {
+        renderer,
         viewport: eframe::egui::ViewportBuilder::default()
             .with_title("genretag")
             .with_inner_size([1200.0, 800.0])
