@@ -240,17 +240,7 @@ fn run_trained(args: &ClassifyArgs, dir: &std::path::Path, device: &Device) -> a
     use crate::train::saved::SavedModel;
     let model = SavedModel::load(dir, device)
         .with_context(|| format!("while loading the model in {}", dir.display()))?;
-    let reprs = if model.needs_backbone() {
-        vec![crate::train::features::Repr::Embed]
-    } else {
-        Vec::new()
-    };
-    let store = crate::train::run::store_for(
-        &reprs,
-        FeatureStore::default_cache(),
-        model.file.windowing,
-        device,
-    )?;
+    let store = crate::train::run::store_for_model(&model, FeatureStore::default_cache(), device)?;
     let (found, walk_errors) = files::collect(&args.paths);
     if found.is_empty() && walk_errors.is_empty() {
         eprintln!("error: no audio files found in the given paths");

@@ -228,15 +228,9 @@ impl LibraryWorker {
                 let device = Device::flex();
                 let loaded = SavedModel::load(&dir, &device).map_err(|e| e.to_string());
                 let r = loaded.and_then(|m| {
-                    let reprs = if m.needs_backbone() {
-                        vec![crate::train::features::Repr::Embed]
-                    } else {
-                        Vec::new()
-                    };
-                    let store = crate::train::run::store_for(
-                        &reprs,
+                    let store = crate::train::run::store_for_model(
+                        &m,
                         FeatureStore::default_cache(),
-                        m.file.windowing,
                         &device,
                     )
                     .map_err(|e| e.to_string())?;

@@ -160,6 +160,15 @@ impl Repr {
         }
     }
 
+    /// Values per frame of the 2-D inputs (96 mel bands, 20 MFCCs; 1 for the others).
+    pub fn bands(self) -> usize {
+        match self {
+            Repr::Logmel => MUSICNN_N_MELS,
+            Repr::Mfcc => N_MFCC,
+            _ => 1,
+        }
+    }
+
     /// Short name used in cache keys and reports.
     pub fn name(self) -> &'static str {
         match self {

@@ -28,8 +28,7 @@ use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use super::features::{HAND_DIM, N_MFCC, Repr};
-use crate::dsp::features::MUSICNN_N_MELS;
+use super::features::{HAND_DIM, Repr};
 use crate::ml::musicnn::EMBED_DIM;
 
 /// Which model.
@@ -192,13 +191,6 @@ impl ModelSpec {
 
     fn ch(&self, base: usize) -> usize {
         ((base as f32 * self.width).round() as usize).max(2)
-    }
-}
-
-fn image_bands(r: Repr) -> usize {
-    match r {
-        Repr::Mfcc => N_MFCC,
-        _ => MUSICNN_N_MELS,
     }
 }
 
@@ -558,7 +550,7 @@ impl Net {
     /// A freshly initialised network for `spec` with `classes` outputs.
     pub fn init(spec: &ModelSpec, classes: usize, device: &Device) -> Self {
         let k = classes;
-        let hw = [spec.frames, image_bands(spec.image)];
+        let hw = [spec.frames, spec.image.bands()];
         let dense = |d_in: usize| {
             if spec.hidden == 0 {
                 vec![d_in, k]

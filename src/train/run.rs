@@ -253,6 +253,20 @@ pub fn store_for(
     Ok(store)
 }
 
+/// The feature store a saved model predicts with (with the backbone if it needs it).
+pub fn store_for_model(
+    model: &SavedModel,
+    cache: Option<PathBuf>,
+    device: &Device,
+) -> Result<FeatureStore, Error> {
+    let reprs = if model.needs_backbone() {
+        vec![Repr::Embed]
+    } else {
+        Vec::new()
+    };
+    store_for(&reprs, cache, model.file.windowing, device)
+}
+
 /// Score predictions: track-level and window-level metrics and the prediction list.
 pub fn score(
     labels: &[String],
@@ -484,12 +498,7 @@ pub fn evaluate(
         }
         None => ("all".to_string(), (0..ds.items.len()).collect(), Vec::new()),
     };
-    let need = if model.needs_backbone() {
-        vec![Repr::Embed]
-    } else {
-        Vec::new()
-    };
-    let store = store_for(&need, cache, model.file.windowing, device)?;
+    let store = store_for_model(model, cache, device)?;
     let total = idx.len();
     let mut preds = Vec::new();
     let mut tracks = Vec::new();

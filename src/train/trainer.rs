@@ -360,14 +360,7 @@ impl Batcher<'_> {
                     self.norm.apply(i, v);
                     if let Some(a) = &self.augment {
                         match r {
-                            Repr::Logmel | Repr::Mfcc => {
-                                let bands = if *r == Repr::Mfcc {
-                                    super::features::N_MFCC
-                                } else {
-                                    crate::dsp::features::MUSICNN_N_MELS
-                                };
-                                augment_image(a, v, bands, &mut rng.0)
-                            }
+                            Repr::Logmel | Repr::Mfcc => augment_image(a, v, r.bands(), &mut rng.0),
                             Repr::Raw => augment_wave(a, v, &mut rng.0),
                             Repr::Hand | Repr::Embed => {
                                 if rng.0.chance(a.feature_noise) {
@@ -380,11 +373,7 @@ impl Batcher<'_> {
             }
             match r {
                 Repr::Logmel | Repr::Mfcc => {
-                    let bands = if *r == Repr::Mfcc {
-                        super::features::N_MFCC
-                    } else {
-                        crate::dsp::features::MUSICNN_N_MELS
-                    };
+                    let bands = r.bands();
                     let frames = row_len / bands;
                     out.image = Some(Tensor::from_data(
                         TensorData::new(data, [n, 1, frames, bands]),
