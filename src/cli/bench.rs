@@ -14,6 +14,7 @@ use serde::Deserialize;
 
 use super::EXIT_OK;
 use crate::analysis::{Analyzer, PatchOptions, decode_ahead, extract_patches};
+use crate::train::bench::median;
 
 /// Arguments of `bench`.
 #[derive(Debug, Args)]
@@ -46,15 +47,6 @@ struct Reference {
     /// TensorFlow version.
     #[serde(default)]
     tensorflow: String,
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    if v.is_empty() {
-        f64::NAN
-    } else {
-        v[v.len() / 2]
-    }
 }
 
 /// Run `bench`.

@@ -227,13 +227,6 @@ fn print_text(t: &JsonTrack, out: &mut impl Write) -> std::io::Result<()> {
     Ok(())
 }
 
-/// The trained model folder `path` names, if it is one (a run folder or its `model/`).
-fn trained_model_dir(path: &std::path::Path) -> Option<PathBuf> {
-    [path.join("model"), path.to_path_buf()]
-        .into_iter()
-        .find(|d| d.join("model.json").is_file())
-}
-
 /// `classify` with a model from `genretag train` (any kind, or an ensemble).
 fn run_trained(args: &ClassifyArgs, dir: &std::path::Path, device: &Device) -> anyhow::Result<u8> {
     use crate::train::features::{FRAMES_PER_S, FeatureStore};
@@ -324,7 +317,11 @@ fn run_trained(args: &ClassifyArgs, dir: &std::path::Path, device: &Device) -> a
 
 /// Run `classify`.
 pub fn run(args: ClassifyArgs, device: &Device) -> anyhow::Result<u8> {
-    if let Some(dir) = args.model.as_deref().and_then(trained_model_dir) {
+    if let Some(dir) = args
+        .model
+        .as_deref()
+        .and_then(crate::train::saved::SavedModel::find_dir)
+    {
         return run_trained(&args, &dir, device);
     }
     let analyzer =

@@ -571,12 +571,9 @@ pub struct EvalArgs {
     pub out: PathBuf,
 }
 
+/// A run or model folder as given: its model folder when it has one.
 fn model_dir(p: &Path) -> PathBuf {
-    if p.join("model").join("model.json").exists() {
-        p.join("model")
-    } else {
-        p.to_path_buf()
-    }
+    SavedModel::find_dir(p).unwrap_or_else(|| p.to_path_buf())
 }
 
 /// `genretag eval`.

@@ -131,6 +131,24 @@ pub struct GenreHead {
     device: Device,
 }
 
+/// Per-class loss weights: `n / (k * count)` (inverse frequency, mean 1 over the
+/// samples), or all 1 when `on` is false. Classes without samples get 1.
+pub fn class_weights(k: usize, labels: impl Iterator<Item = usize>, on: bool) -> Vec<f32> {
+    let mut counts = vec![0usize; k];
+    labels.for_each(|l| counts[l] += 1);
+    let n: usize = counts.iter().sum();
+    counts
+        .iter()
+        .map(|&c| {
+            if !on || c == 0 {
+                1.0
+            } else {
+                n as f32 / (k as f32 * c as f32)
+            }
+        })
+        .collect()
+}
+
 fn standardise(x: &[Vec<f32>], mean: &[f32], std: &[f32]) -> Vec<f32> {
     x.iter()
         .flat_map(|row| row.iter().zip(mean).zip(std).map(|((v, m), s)| (v - m) / s))
@@ -178,18 +196,7 @@ impl GenreHead {
             .map(|&s| ((s / n as f64).sqrt() as f32).max(1e-6))
             .collect();
 
-        let mut counts = vec![0usize; k];
-        labels.iter().for_each(|&l| counts[l] += 1);
-        let class_w: Vec<f32> = counts
-            .iter()
-            .map(|&c| {
-                if !config.class_weighted || c == 0 {
-                    1.0
-                } else {
-                    n as f32 / (k as f32 * c as f32)
-                }
-            })
-            .collect();
+        let class_w = class_weights(k, labels.iter().copied(), config.class_weighted);
         let sample_w: Vec<f32> = labels.iter().map(|&l| class_w[l]).collect();
         let w_sum: f32 = sample_w.iter().sum();
 

@@ -34,7 +34,8 @@ pub const WIDTHS: [usize; 4] = [16, 32, 64, 128];
 /// Input height (mel bands) and width (frames).
 pub const INPUT: [usize; 2] = [128, 130];
 
-fn median(mut v: Vec<f64>) -> f64 {
+/// Median (upper middle for even counts) of timings; NaN when empty.
+pub fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
     v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
 }
@@ -110,10 +111,10 @@ pub fn measure(
         let _ = v.forward(&b).into_data();
         it.push(t.elapsed().as_secs_f64() * 1e3);
     }
-    let (parameters, infer_ms) = (v.num_params(), median(it[2..].to_vec()));
+    let (parameters, infer_ms) = (v.num_params(), median(&mut it[2..]));
     Measured {
         parameters,
-        step_s: median(times),
+        step_s: median(&mut times),
         infer_ms,
         final_loss: last,
     }

@@ -478,9 +478,9 @@ impl FeatureStore {
             .map(|d| d.join("genretag").join("features"))
     }
 
-    /// The windowing in use.
-    pub fn windowing(&self) -> Windowing {
-        self.windowing
+    /// Cut windows this way from now on.
+    pub fn set_windowing(&mut self, windowing: Windowing) {
+        self.windowing = windowing;
     }
 
     /// Give the store the musicnn backbone (needed for [`Repr::Embed`]).

@@ -184,11 +184,6 @@ impl ModelSpec {
         }
     }
 
-    /// Whether this kind trains a burn network (all but the forest).
-    pub fn is_network(&self) -> bool {
-        self.kind != ModelKind::Forest
-    }
-
     fn ch(&self, base: usize) -> usize {
         ((base as f32 * self.width).round() as usize).max(2)
     }

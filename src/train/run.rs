@@ -1,7 +1,7 @@
 //! A whole run: dataset -> split -> features -> training -> test evaluation -> report
 //! folder and saved model. Shared by `genretag train`, `genretag eval` and the app.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
@@ -313,26 +313,13 @@ fn forest_fit(
         let w = &t.inputs[0];
         for r in 0..w.rows() {
             let mut v = w.row(r).to_vec();
-            let (m, s) = (&norm.mean[0], &norm.std[0]);
-            v.iter_mut()
-                .enumerate()
-                .for_each(|(j, x)| *x = (*x - m[j % m.len()]) / s[j % s.len()]);
+            norm.apply(0, &mut v);
             x.push(v);
             y.push(t.label);
         }
     }
-    let mut counts = vec![0usize; k];
-    y.iter().for_each(|&l| counts[l] += 1);
-    let w: Vec<f32> = y
-        .iter()
-        .map(|&l| {
-            if cfg.class_weights {
-                y.len() as f32 / (k as f32 * counts[l] as f32)
-            } else {
-                1.0
-            }
-        })
-        .collect();
+    let class_w = crate::ml::head::class_weights(k, y.iter().copied(), cfg.class_weights);
+    let w: Vec<f32> = y.iter().map(|&l| class_w[l]).collect();
     Forest::fit(&x, &y, &w, k, spec.trees, cfg.seed)
 }
 
@@ -363,28 +350,19 @@ pub fn train(
     spec.frames = opts.windowing.frames();
     let spec = &spec;
     let reprs = spec.inputs();
-    let store = store_for(&reprs, opts.cache.clone(), opts.windowing, &opts.device)?;
-    let all: Vec<usize> = split
-        .train
-        .iter()
-        .chain(&split.val)
-        .chain(&split.test)
-        .copied()
-        .collect();
-    let (mut loaded, mut fails) = load_tracks(&store, &ds, &all, &reprs, on_event);
+    let mut store = store_for(&reprs, opts.cache.clone(), opts.windowing, &opts.device)?;
+    let fit_items: Vec<usize> = split.train.iter().chain(&split.val).copied().collect();
+    let (mut loaded, mut fails) = load_tracks(&store, &ds, &fit_items, &reprs, on_event);
     if opts.eval_centre {
-        // Test tracks again, cut into their single centre window.
-        let centre = Windowing {
+        // Test tracks are cut into their single centre window.
+        store.set_windowing(Windowing {
             centre_only: true,
             ..opts.windowing
-        };
-        let store = store_for(&reprs, opts.cache.clone(), centre, &opts.device)?;
-        let (test, f) = load_tracks(&store, &ds, &split.test, &reprs, on_event);
-        let from = split.train.len() + split.val.len();
-        loaded.truncate(from);
-        loaded.extend(test);
-        fails.extend(f);
+        });
     }
+    let (test, f) = load_tracks(&store, &ds, &split.test, &reprs, on_event);
+    loaded.extend(test);
+    fails.extend(f);
     for (p, why) in &fails {
         on_event(&Event::Log(format!("skipped {}: {why}", p.display())));
     }
@@ -560,9 +538,4 @@ pub fn evaluate(
         segment,
         predictions,
     })
-}
-
-/// Does `path` hold a finished run (report and model)?
-pub fn is_run(path: &Path) -> bool {
-    path.join("report.json").exists() && path.join("model").join("model.json").exists()
 }

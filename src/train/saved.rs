@@ -184,6 +184,14 @@ impl SavedModel {
         }
     }
 
+    /// The model folder `path` names: a run folder's `model/`, or the folder itself,
+    /// whichever holds a `model.json`.
+    pub fn find_dir(path: &Path) -> Option<PathBuf> {
+        [path.join("model"), path.to_path_buf()]
+            .into_iter()
+            .find(|d| d.join("model.json").is_file())
+    }
+
     /// Save into folder `dir`.
     pub fn save(&self, dir: &Path) -> Result<(), ModelError> {
         std::fs::create_dir_all(dir).map_err(|source| ModelError::Io {
@@ -272,7 +280,7 @@ impl SavedModel {
                     (0..w.rows())
                         .map(|r| {
                             let mut v = w.row(r).to_vec();
-                            normalise(&self.file.norm, &mut v);
+                            self.file.norm.apply(0, &mut v);
                             f.predict_proba(&v)
                         })
                         .collect()
@@ -329,15 +337,6 @@ impl SavedModel {
                 .spec
                 .as_ref()
                 .is_some_and(|s| s.inputs().contains(&super::features::Repr::Embed)),
-        }
-    }
-}
-
-fn normalise(norm: &Norm, v: &mut [f32]) {
-    if let (Some(m), Some(s)) = (norm.mean.first(), norm.std.first()) {
-        let w = m.len();
-        for (j, x) in v.iter_mut().enumerate() {
-            *x = (*x - m[j % w]) / s[j % w];
         }
     }
 }

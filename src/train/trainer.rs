@@ -211,7 +211,8 @@ impl Norm {
         Self { mean, std }
     }
 
-    fn apply(&self, input: usize, v: &mut [f32]) {
+    /// Standardise `v` (values of input `input`) in place.
+    pub fn apply(&self, input: usize, v: &mut [f32]) {
         let (m, s) = (&self.mean[input], &self.std[input]);
         let w = m.len();
         for (j, x) in v.iter_mut().enumerate() {
@@ -239,9 +240,15 @@ pub fn examples(spec: &ModelSpec, t: &TrackData) -> Vec<(usize, usize)> {
     (0..=rows - l).step_by(hop).map(|s| (s, l)).collect()
 }
 
-struct Rng(SplitMix);
+/// The augmentation random stream.
+pub struct AugRng(SplitMix);
 
-impl Rng {
+impl AugRng {
+    /// A stream seeded with `seed`.
+    pub fn new(seed: u64) -> Self {
+        Self(SplitMix::new(seed))
+    }
+
     fn unit(&mut self) -> f32 {
         (self.0.next_u64() >> 40) as f32 / (1u64 << 24) as f32
     }
@@ -272,7 +279,7 @@ impl Rng {
 }
 
 /// Augment one standardised spectrogram `[frames][bands]` in place.
-fn augment_image(a: &Augment, v: &mut [f32], bands: usize, rng: &mut Rng) {
+fn augment_image(a: &Augment, v: &mut [f32], bands: usize, rng: &mut AugRng) {
     let frames = v.len() / bands;
     if rng.chance(a.freq_mask) {
         let w = 1 + rng.below((bands / 8).max(1));
@@ -312,7 +319,7 @@ fn augment_image(a: &Augment, v: &mut [f32], bands: usize, rng: &mut Rng) {
     }
 }
 
-fn augment_wave(a: &Augment, v: &mut [f32], rng: &mut Rng) {
+fn augment_wave(a: &Augment, v: &mut [f32], rng: &mut AugRng) {
     if rng.chance(a.wave_noise) {
         v.iter_mut().for_each(|x| *x += 0.05 * rng.normal());
     }
@@ -339,7 +346,7 @@ impl Batcher<'_> {
         &self,
         tracks: &[&TrackData],
         items: &[(usize, (usize, usize))],
-        rng: &mut SplitMixRef,
+        rng: &mut AugRng,
         device: &Device,
     ) -> Batch {
         let reprs = self.spec.inputs();
@@ -360,11 +367,11 @@ impl Batcher<'_> {
                     self.norm.apply(i, v);
                     if let Some(a) = &self.augment {
                         match r {
-                            Repr::Logmel | Repr::Mfcc => augment_image(a, v, r.bands(), &mut rng.0),
-                            Repr::Raw => augment_wave(a, v, &mut rng.0),
+                            Repr::Logmel | Repr::Mfcc => augment_image(a, v, r.bands(), rng),
+                            Repr::Raw => augment_wave(a, v, rng),
                             Repr::Hand | Repr::Embed => {
-                                if rng.0.chance(a.feature_noise) {
-                                    v.iter_mut().for_each(|x| *x += 0.1 * rng.0.normal());
+                                if rng.chance(a.feature_noise) {
+                                    v.iter_mut().for_each(|x| *x += 0.1 * rng.normal());
                                 }
                             }
                         }
@@ -402,16 +409,6 @@ impl Batcher<'_> {
             }
         }
         out
-    }
-}
-
-/// The augmentation random stream (opaque outside this module).
-pub struct SplitMixRef(Rng);
-
-impl SplitMixRef {
-    /// A stream seeded with `seed`.
-    pub fn new(seed: u64) -> Self {
-        Self(Rng(SplitMix::new(seed)))
     }
 }
 
@@ -506,22 +503,6 @@ struct ResumeState {
     since_lr_drop: usize,
 }
 
-fn class_weights(k: usize, labels: impl Iterator<Item = usize>, on: bool) -> Vec<f32> {
-    let mut counts = vec![0usize; k];
-    labels.for_each(|l| counts[l] += 1);
-    let n: usize = counts.iter().sum();
-    counts
-        .iter()
-        .map(|&c| {
-            if !on || c == 0 {
-                1.0
-            } else {
-                n as f32 / (k as f32 * c as f32)
-            }
-        })
-        .collect()
-}
-
 fn loss_of(kind: ModelKind, logits: Tensor<2>, y: &[usize], w: &[f32], k: usize) -> Tensor<1> {
     let device = logits.device();
     let n = y.len();
@@ -572,7 +553,7 @@ pub fn predict(
         norm,
         augment: None,
     };
-    let mut rng = SplitMixRef::new(0);
+    let mut rng = AugRng::new(0);
     let mut out = Vec::with_capacity(tracks.len());
     for (t, track) in tracks.iter().enumerate() {
         let items: Vec<(usize, (usize, usize))> =
@@ -694,7 +675,8 @@ pub fn fit(
         )));
     }
 
-    let weights = class_weights(classes, train.iter().map(|t| t.label), cfg.class_weights);
+    let weights =
+        crate::ml::head::class_weights(classes, train.iter().map(|t| t.label), cfg.class_weights);
     let mut items: Vec<(usize, (usize, usize))> = train
         .iter()
         .enumerate()
@@ -730,7 +712,7 @@ pub fn fit(
         let t0 = Instant::now();
         let mut order = SplitMix::new(cfg.seed.wrapping_add(epoch0 as u64 * 7919));
         order.shuffle(&mut items);
-        let mut aug_rng = SplitMixRef::new(cfg.seed ^ (epoch0 as u64) << 20);
+        let mut aug_rng = AugRng::new(cfg.seed ^ (epoch0 as u64) << 20);
         let (mut loss_sum, mut correct, mut seen) = (0.0, 0usize, 0usize);
         let mut lr = cfg.lr;
         for (s, chunk) in items.chunks(cfg.batch.max(1)).enumerate() {
@@ -771,21 +753,29 @@ pub fn fit(
             let grads = GradientsParams::from_grads(loss.backward(), &net);
             net = optim.step(lr, net, grads);
         }
-        // Validation: window loss and track accuracy.
+        // Validation: window loss and track accuracy from one forward pass.
         let (mut val_loss, mut val_acc) = (None, None);
         if !val_items.is_empty() {
             let v = net.valid();
             let (mut vl, mut vn) = (0.0, 0usize);
+            let mut probs: Vec<Vec<Vec<f32>>> = vec![Vec::new(); val.len()];
             for chunk in val_items.chunks(64) {
-                let mut r = SplitMixRef::new(0);
+                let mut r = AugRng::new(0);
                 let b = eval_batcher.batch(val, chunk, &mut r, device);
                 let y: Vec<usize> = chunk.iter().map(|&(t, _)| val[t].label).collect();
-                vl += scalar(loss_of(spec.kind, v.forward(&b), &y, &weights, classes))
+                let logits = v.forward(&b);
+                vl += scalar(loss_of(spec.kind, logits.clone(), &y, &weights, classes))
                     * y.len() as f64;
                 vn += y.len();
+                let p = softmax(logits, 1)
+                    .into_data()
+                    .try_to_vec::<f32>()
+                    .unwrap_or_default();
+                for (&(t, _), row) in chunk.iter().zip(p.chunks(classes)) {
+                    probs[t].push(row.to_vec());
+                }
             }
             val_loss = Some(vl / vn.max(1) as f64);
-            let probs = predict(&v, spec, norm, val, device);
             let ok = probs
                 .iter()
                 .zip(val)
