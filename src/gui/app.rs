@@ -207,6 +207,8 @@ pub struct GenretagApp {
     report_dir: Option<PathBuf>,
     compare: Option<Report>,
     normalise: Normalise,
+    /// A report export running on a worker.
+    exporting: Option<Receiver<Result<PathBuf, String>>>,
     run_input: String,
     // Frame times (ms) of `ui`.
     frame_ms: Vec<f32>,
@@ -282,6 +284,7 @@ impl GenretagApp {
             report_dir: None,
             compare: None,
             normalise: Normalise::Counts,
+            exporting: None,
             run_input: String::new(),
             frame_ms: Vec::new(),
             interval_ms: Vec::new(),
@@ -572,13 +575,10 @@ impl GenretagApp {
                     self.preview.clear();
                     self.order_dirty = true;
                 }
-                LibEvent::Undone(r) => {
-                    for p in &r.reverted {
-                        if let (Some(row), Ok(t)) = (
-                            self.rows.iter_mut().find(|row| &row.init.path == p),
-                            crate::library::tags::read_tags(p),
-                        ) {
-                            row.init.genres = t.genres;
+                LibEvent::Undone(r, restored) => {
+                    for (p, genres) in restored {
+                        if let Some(row) = self.rows.iter_mut().find(|row| row.init.path == p) {
+                            row.init.genres = genres;
                         }
                     }
                     self.status = format!(
@@ -615,6 +615,15 @@ impl GenretagApp {
                 }
                 Err(e) => self.status = e,
             }
+        }
+        if let Some(rx) = &self.exporting
+            && let Ok(r) = rx.try_recv()
+        {
+            self.exporting = None;
+            self.status = match r {
+                Ok(dir) => format!("exported to {}", dir.display()),
+                Err(e) => e,
+            };
         }
         let mut finished = false;
         if let Some(h) = &self.training {
@@ -1138,23 +1147,21 @@ impl GenretagApp {
         ui.label(RichText::new("Live mel spectrogram").small());
         let frame = (pos * crate::train::features::FRAMES_PER_S as f64) as usize;
         // One texture, updated in place only when the playhead moved a frame.
-        let image = (self.live_frame != Some(frame))
-            .then(|| widgets::live_image(&track.mel, track.frames, frame, LIVE_SPAN));
-        self.live_frame = Some(frame);
-        let tex = match (&mut self.live, image) {
-            (Some(t), Some(img)) => {
-                t.set(img, egui::TextureOptions::NEAREST);
-                t
+        if self.live.is_none() || self.live_frame != Some(frame) {
+            let img = widgets::live_image(&track.mel, track.frames, frame, LIVE_SPAN);
+            match &mut self.live {
+                Some(t) => t.set(img, egui::TextureOptions::NEAREST),
+                None => {
+                    self.live = Some(ui.ctx().load_texture(
+                        "live",
+                        img,
+                        egui::TextureOptions::NEAREST,
+                    ))
+                }
             }
-            (Some(t), None) => t,
-            (None, img) => self.live.insert(ui.ctx().load_texture(
-                "live",
-                img.unwrap_or_else(|| {
-                    widgets::live_image(&track.mel, track.frames, frame, LIVE_SPAN)
-                }),
-                egui::TextureOptions::NEAREST,
-            )),
-        };
+            self.live_frame = Some(frame);
+        }
+        let Some(tex) = &self.live else { return };
         widgets::live_spectrogram(ui, tex, 160.0);
         ui.label(RichText::new("Whole track (click to seek)").small());
         let tex = self.overview.get_or_insert_with(|| {
@@ -1351,6 +1358,7 @@ impl GenretagApp {
             r.split, r.track.n, r.track.balanced_accuracy, r.track.macro_f1, r.track.top2
         ));
         let mut use_model = false;
+        let mut export = None;
         ui.horizontal(|ui| {
             egui::ComboBox::from_label("normalise")
                 .selected_text(format!("{:?}", self.normalise))
@@ -1365,22 +1373,14 @@ impl GenretagApp {
                     }
                 });
             if let Some(dir) = &self.report_dir {
-                if ui.button("Export PNG + CSV").clicked() {
-                    let res = r.write(dir).and_then(|_| {
-                        std::fs::write(
-                            dir.join(format!("confusion_{:?}.csv", self.normalise).to_lowercase()),
-                            crate::train::report::confusion_csv(
-                                &r.labels,
-                                &r.track,
-                                self.normalise,
-                            ),
-                        )
-                        .map_err(|e| e.to_string())
-                    });
-                    self.status = match res {
-                        Ok(()) => format!("exported to {}", dir.display()),
-                        Err(e) => e,
-                    };
+                if ui
+                    .add_enabled(
+                        self.exporting.is_none(),
+                        egui::Button::new("Export PNG + CSV"),
+                    )
+                    .clicked()
+                {
+                    export = Some((r.clone(), dir.clone()));
                 }
                 if dir.join("model").join("model.json").exists()
                     && ui.button("Use this model for my library").clicked()
@@ -1435,6 +1435,15 @@ impl GenretagApp {
                 ));
             }
         }
+        if let Some((report, dir)) = export {
+            self.exporting = Some(super::jobs::export_report(
+                self.ctx.clone(),
+                report,
+                dir,
+                self.normalise,
+            ));
+            self.status = "exporting...".into();
+        }
         if use_model && let Some(dir) = &self.report_dir {
             self.lib.send(LibCommand::UseModel(Some(dir.join("model"))));
             self.status = "analysing the library with the trained model...".into();
@@ -1478,11 +1487,6 @@ pub fn frame_stats(ms: &[f32]) -> (f32, f32) {
 }
 
 impl GenretagApp {
-    /// Frame times recorded so far (milliseconds spent in `ui`).
-    pub fn frame_times(&self) -> &[f32] {
-        &self.frame_ms
-    }
-
     /// One frame: drain events, then draw.
     pub fn frame(&mut self, ui: &mut egui::Ui) {
         let t0 = Instant::now();

@@ -20,7 +20,6 @@ use eframe::egui;
 use crate::analysis::{Analyzer, PatchOptions, StoredAnalysis, StoredSegment, extract_patches};
 use crate::library::db::{Library, default_db_path};
 use crate::library::policy::Proposal;
-use crate::library::scan::walk_audio;
 use crate::library::tagger::{UndoReport, apply, undo_batch};
 use crate::library::tags::TagWriteOptions;
 use crate::train::features::{FRAMES_PER_S, FeatureStore};
@@ -102,8 +101,8 @@ pub enum LibEvent {
         /// Files that failed, and why.
         failed: Vec<(PathBuf, String)>,
     },
-    /// The last batch was undone.
-    Undone(UndoReport),
+    /// The last batch was undone: the report, and the genres each restored file has now.
+    Undone(UndoReport, Vec<(PathBuf, Vec<String>)>),
     /// A trained model is now in use (its name) or the shipped one (`None`).
     ModelChanged(Option<String>),
     /// Something went wrong outside a single track.
@@ -326,49 +325,40 @@ impl LibraryWorker {
         rx: &Receiver<LibCommand>,
     ) -> Option<(PathBuf, u64)> {
         let stale = |g: &AtomicU64| g.load(Ordering::SeqCst) != generation;
-        if let Err(e) = lib.scan(&[folder.to_path_buf()], |_| {}) {
-            self.send(LibEvent::Error(format!("scan failed: {e}")));
+        // The scan walks the folder into the library; the rows then come from it.
+        match lib.scan(&[folder.to_path_buf()], |_| {}) {
+            Ok(report) => {
+                for (p, e) in report.errors {
+                    self.send(LibEvent::Error(format!(
+                        "cannot read ({e}): {}",
+                        p.display()
+                    )));
+                }
+            }
+            Err(e) => self.send(LibEvent::Error(format!("scan failed: {e}"))),
         }
-        let mut paths = Vec::new();
-        let mut errors = Vec::new();
-        walk_audio(
-            &[folder.to_path_buf()],
-            &mut std::collections::HashSet::new(),
-            false,
-            &mut errors,
-            |p| paths.push(p),
-        );
-        paths.sort();
-        for (p, e) in errors {
-            self.send(LibEvent::Error(format!(
-                "cannot read ({e}): {}",
-                p.display()
-            )));
-        }
-        let rows: Vec<RowInit> = paths
-            .iter()
-            .map(|p| {
-                let row = lib.track(p).ok().flatten();
-                let name = || {
-                    p.file_stem()
+        let stored = match lib.tracks_under(folder) {
+            Ok(t) => t,
+            Err(e) => {
+                self.send(LibEvent::Error(format!("cannot list the library: {e}")));
+                Vec::new()
+            }
+        };
+        let paths: Vec<PathBuf> = stored.iter().map(|(p, _)| p.clone()).collect();
+        let rows: Vec<RowInit> = stored
+            .into_iter()
+            .map(|(path, r)| {
+                let title = r.tags.title.unwrap_or_else(|| {
+                    path.file_stem()
                         .map(|s| s.to_string_lossy().to_string())
                         .unwrap_or_default()
-                };
-                match row {
-                    Some(r) => RowInit {
-                        path: p.clone(),
-                        title: r.tags.title.unwrap_or_else(name),
-                        artist: r.tags.artist.unwrap_or_default(),
-                        genres: r.tags.genres,
-                        error: r.error,
-                    },
-                    None => RowInit {
-                        path: p.clone(),
-                        title: name(),
-                        artist: String::new(),
-                        genres: Vec::new(),
-                        error: None,
-                    },
+                });
+                RowInit {
+                    title,
+                    artist: r.tags.artist.unwrap_or_default(),
+                    genres: r.tags.genres,
+                    error: r.error,
+                    path,
                 }
             })
             .collect();
@@ -427,7 +417,18 @@ impl LibraryWorker {
     fn undo(&self, lib: &Library) {
         match lib.last_undoable_batch() {
             Ok(Some(b)) => match undo_batch(lib, b, &TagWriteOptions::default()) {
-                Ok(r) => self.send(LibEvent::Undone(r)),
+                Ok(r) => {
+                    let restored = r
+                        .reverted
+                        .iter()
+                        .filter_map(|p| {
+                            crate::library::tags::read_tags(p)
+                                .ok()
+                                .map(|t| (p.clone(), t.genres))
+                        })
+                        .collect();
+                    self.send(LibEvent::Undone(r, restored))
+                }
                 Err(e) => self.send(LibEvent::Error(e.to_string())),
             },
             Ok(None) => self.send(LibEvent::Error("nothing to undo".into())),
@@ -482,6 +483,33 @@ pub fn load_track(ctx: egui::Context, path: PathBuf) -> Receiver<Result<LoadedTr
                 })
             })();
             let _ = tx.send(r);
+            ctx.request_repaint();
+        })
+        .ok();
+    rx
+}
+
+/// Write a report folder (JSON, CSVs, PNG plots) plus the confusion matrix normalised
+/// as shown, on a thread; the folder (or the error) arrives on the returned receiver.
+pub fn export_report(
+    ctx: egui::Context,
+    report: Report,
+    dir: PathBuf,
+    how: crate::train::metrics::Normalise,
+) -> Receiver<Result<PathBuf, String>> {
+    let (tx, rx) = channel();
+    std::thread::Builder::new()
+        .name("export".into())
+        .spawn(move || {
+            let r = report.write(&dir).and_then(|_| {
+                let p = dir.join(format!("confusion_{how:?}.csv").to_lowercase());
+                std::fs::write(
+                    &p,
+                    crate::train::report::confusion_csv(&report.labels, &report.track, how),
+                )
+                .map_err(|e| format!("{}: {e}", p.display()))
+            });
+            let _ = tx.send(r.map(|_| dir));
             ctx.request_repaint();
         })
         .ok();

@@ -104,8 +104,8 @@ fn player_thread(shared: Arc<Shared>, rx: Receiver<PlayerCmd>) {
     }
 }
 
-/// The output device's rate, or why there is none.
-pub fn output_rate() -> Result<u32, String> {
+/// The default output device and its default configuration, or why there is none.
+fn output_device() -> Result<(cpal::Device, cpal::SupportedStreamConfig), String> {
     let host = cpal::default_host();
     let device = host
         .default_output_device()
@@ -113,7 +113,12 @@ pub fn output_rate() -> Result<u32, String> {
     let cfg = device
         .default_output_config()
         .map_err(|e| format!("audio output unavailable ({e}): playing silently"))?;
-    Ok(cfg.config().sample_rate)
+    Ok((device, cfg))
+}
+
+/// The output device's rate, or why there is none.
+pub fn output_rate() -> Result<u32, String> {
+    output_device().map(|(_, cfg)| cfg.config().sample_rate)
 }
 
 impl Player {
@@ -242,13 +247,7 @@ impl Player {
 }
 
 fn build_stream(samples: Arc<Vec<f32>>, shared: Arc<Shared>) -> Result<cpal::Stream, String> {
-    let host = cpal::default_host();
-    let device = host
-        .default_output_device()
-        .ok_or_else(|| "no audio output device: playing silently".to_string())?;
-    let supported = device
-        .default_output_config()
-        .map_err(|e| format!("audio output unavailable ({e}): playing silently"))?;
+    let (device, supported) = output_device()?;
     if supported.sample_format() != cpal::SampleFormat::F32 {
         return Err(format!(
             "audio output wants {:?} samples (only f32 is supported): playing silently",

@@ -88,11 +88,25 @@ pub fn live_spectrogram(ui: &mut egui::Ui, tex: &egui::TextureHandle, height: f3
         Rect::from_min_max(Pos2::ZERO, Pos2::new(1.0, 1.0)),
         Color32::WHITE,
     );
-    let x = rect.center().x;
+    playhead(&painter, rect, 0.5);
+}
+
+/// A white vertical line at `frac` (0..1) of `rect`'s width.
+fn playhead(painter: &egui::Painter, rect: Rect, frac: f32) {
+    let x = rect.left() + frac * rect.width();
     painter.line_segment(
         [Pos2::new(x, rect.top()), Pos2::new(x, rect.bottom())],
         Stroke::new(2.0, Color32::WHITE),
     );
+}
+
+/// Where in a track of `total_s` seconds a click or drag on `rect` points.
+fn seek_target(resp: &egui::Response, rect: Rect, total_s: f64, drag: bool) -> Option<f64> {
+    if !(resp.clicked() || (drag && resp.dragged())) {
+        return None;
+    }
+    let p = resp.interact_pointer_pos()?;
+    Some(((p.x - rect.left()) / rect.width()).clamp(0.0, 1.0) as f64 * total_s)
 }
 
 /// The overview image with the playhead; returns a seek time when clicked.
@@ -115,18 +129,9 @@ pub fn overview(
         Color32::WHITE,
     );
     if dur_s > 0.0 {
-        let x = rect.left() + (pos_s / dur_s) as f32 * rect.width();
-        painter.line_segment(
-            [Pos2::new(x, rect.top()), Pos2::new(x, rect.bottom())],
-            Stroke::new(2.0, Color32::WHITE),
-        );
+        playhead(&painter, rect, (pos_s / dur_s) as f32);
     }
-    if (resp.clicked() || resp.dragged())
-        && let Some(p) = resp.interact_pointer_pos()
-    {
-        return Some(((p.x - rect.left()) / rect.width()).clamp(0.0, 1.0) as f64 * dur_s);
-    }
-    None
+    seek_target(&resp, rect, dur_s, true)
 }
 
 /// A stable colour per genre label.
@@ -172,17 +177,8 @@ pub fn timeline(
             );
         }
     }
-    let x = rect.left() + (pos_s as f32 / total) * rect.width();
-    painter.line_segment(
-        [Pos2::new(x, rect.top()), Pos2::new(x, rect.bottom())],
-        Stroke::new(2.0, Color32::WHITE),
-    );
-    if resp.clicked()
-        && let Some(p) = resp.interact_pointer_pos()
-    {
-        return Some(((p.x - rect.left()) / rect.width()).clamp(0.0, 1.0) as f64 * total as f64);
-    }
-    None
+    playhead(&painter, rect, pos_s as f32 / total);
+    seek_target(&resp, rect, total as f64, false)
 }
 
 /// Horizontal probability bars, most likely first.

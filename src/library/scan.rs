@@ -18,6 +18,25 @@ use super::db::{DbError, Library, now_s, stamp};
 use super::tags::read_tags;
 use crate::audio::AUDIO_EXTENSIONS;
 
+/// The columns [`track_row`] reads, in order.
+const TRACK_COLUMNS: &str = "title, artist, album, genres, duration_s, hash, error";
+
+/// A [`TrackRow`] from a row selected with [`TRACK_COLUMNS`] first.
+fn track_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TrackRow> {
+    let genres: String = r.get(3)?;
+    Ok(TrackRow {
+        tags: super::TrackTags {
+            title: r.get(0)?,
+            artist: r.get(1)?,
+            album: r.get(2)?,
+            genres: serde_json::from_str(&genres).unwrap_or_default(),
+            duration_s: r.get::<_, Option<f64>>(4)?.unwrap_or(0.0),
+        },
+        hash: r.get(5)?,
+        error: r.get(6)?,
+    })
+}
+
 /// Files per transaction.
 pub const CHUNK: usize = 1000;
 
@@ -314,25 +333,34 @@ impl Library {
     pub fn track(&self, path: &Path) -> Result<Option<TrackRow>, DbError> {
         self.conn()
             .query_row(
-                "SELECT title, artist, album, genres, duration_s, hash, error FROM tracks WHERE path = ?1",
+                &format!("SELECT {TRACK_COLUMNS} FROM tracks WHERE path = ?1"),
                 params![path.to_string_lossy()],
-                |r| {
-                    let genres: String = r.get(3)?;
-                    Ok(TrackRow {
-                        tags: super::TrackTags {
-                            title: r.get(0)?,
-                            artist: r.get(1)?,
-                            album: r.get(2)?,
-                            genres: serde_json::from_str(&genres).unwrap_or_default(),
-                            duration_s: r.get::<_, Option<f64>>(4)?.unwrap_or(0.0),
-                        },
-                        hash: r.get(5)?,
-                        error: r.get(6)?,
-                    })
-                },
+                track_row,
             )
             .optional()
             .map_err(self.error())
+    }
+
+    /// Every stored track below `root` (as the scan spelt its paths), sorted by path:
+    /// one query instead of a walk and a lookup per file.
+    pub fn tracks_under(&self, root: &Path) -> Result<Vec<(PathBuf, TrackRow)>, DbError> {
+        let mut prefix = root.to_string_lossy().to_string();
+        if !prefix.ends_with('/') {
+            prefix.push('/');
+        }
+        let mut stmt = self
+            .conn()
+            .prepare(&format!(
+                "SELECT {TRACK_COLUMNS}, path FROM tracks \
+                 WHERE substr(path, 1, length(?1)) = ?1 ORDER BY path"
+            ))
+            .map_err(self.error())?;
+        let rows = stmt
+            .query_map(params![prefix], |r| {
+                Ok((PathBuf::from(r.get::<_, String>(7)?), track_row(r)?))
+            })
+            .map_err(self.error())?;
+        rows.collect::<Result<_, _>>().map_err(self.error())
     }
 
     /// Number of tracks in the library.
