@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use burn::tensor::Device;
 use serde::Serialize;
 
-use crate::audio::{self, StreamResampler};
+use crate::audio::Resampled;
 use crate::dsp::LogMelStream;
 use crate::dsp::features::{MUSICNN_HOP, MUSICNN_N_MELS, MUSICNN_SAMPLE_RATE_HZ};
 use crate::error::{DecodeError, Error, ModelError};
@@ -134,33 +134,13 @@ impl Keeper {
 
 /// Decode `path` and cut the musicnn log-mel patches to analyse.
 ///
-/// Never panics: should a decoder library panic on malformed data, that becomes a
-/// [`DecodeError::Malformed`] for this file and a batch goes on with the next one.
+/// Never panics (decoding goes through [`Resampled`], whose decoder is
+/// panic-guarded): a malformed file is an error for that file and a batch goes on.
 pub fn extract_patches(path: &Path, opts: &PatchOptions) -> Result<Patches, DecodeError> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        extract_patches_inner(path, opts)
-    }))
-    .unwrap_or_else(|_| {
-        Err(DecodeError::Malformed {
-            path: path.to_path_buf(),
-            reason: "the decoder crashed on malformed data".into(),
-        })
-    })
-}
-
-fn extract_patches_inner(path: &Path, opts: &PatchOptions) -> Result<Patches, DecodeError> {
-    let mut stream = audio::open(path)?;
+    let mut stream = Resampled::open(path, MUSICNN_SAMPLE_RATE_HZ)?;
     let info = stream.info().clone();
-    let mut resampler =
-        StreamResampler::new(info.sample_rate_hz, MUSICNN_SAMPLE_RATE_HZ).map_err(|reason| {
-            DecodeError::Unsupported {
-                path: path.to_path_buf(),
-                reason,
-            }
-        })?;
-    let planned = match (opts.max_patches, info.total_frames) {
-        (Some(max), Some(frames)) => {
-            let n16 = (frames * MUSICNN_SAMPLE_RATE_HZ as u64).div_ceil(info.sample_rate_hz as u64);
+    let planned = match (opts.max_patches, stream.expected_frames()) {
+        (Some(max), Some(n16)) => {
             let total = ((1 + n16 / MUSICNN_HOP as u64) / PATCH_FRAMES as u64) as usize;
             Some(spread_indices(total, max))
         }
@@ -177,7 +157,6 @@ fn extract_patches_inner(path: &Path, opts: &PatchOptions) -> Result<Patches, De
     let mut mel = LogMelStream::new();
     let (mut buf16, mut frames) = (Vec::new(), Vec::<f32>::new());
     let mut next_patch = 0usize;
-    let mut n_in = 0u64;
     let cut = |frames: &mut Vec<f32>, keeper: &mut Keeper, next_patch: &mut usize| {
         let whole = frames.len() / per_patch;
         for p in 0..whole {
@@ -186,22 +165,16 @@ fn extract_patches_inner(path: &Path, opts: &PatchOptions) -> Result<Patches, De
         }
         frames.drain(..whole * per_patch);
     };
-    while let Some(chunk) = stream.next_chunk()? {
-        n_in += chunk.len() as u64;
+    loop {
         buf16.clear();
-        resampler.push(&chunk, &mut buf16);
+        let more = stream.next_into(&mut buf16)?;
         mel.push(&buf16, &mut frames);
+        if !more {
+            mel.finish(&mut frames);
+            break;
+        }
         cut(&mut frames, &mut keeper, &mut next_patch);
     }
-    if n_in == 0 {
-        return Err(DecodeError::Empty {
-            path: path.to_path_buf(),
-        });
-    }
-    buf16.clear();
-    resampler.finish(&mut buf16);
-    mel.push(&buf16, &mut frames);
-    mel.finish(&mut frames);
     let mut padded = false;
     if next_patch == 0 {
         // Shorter than one patch: pad with silence (log-mel 0) so short clips still get a guess.
@@ -221,7 +194,7 @@ fn extract_patches_inner(path: &Path, opts: &PatchOptions) -> Result<Patches, De
         data,
         indices,
         total_patches: total,
-        duration_s: n_in as f64 / info.sample_rate_hz as f64,
+        duration_s: stream.decoded_secs(),
         sample_rate_hz: info.sample_rate_hz,
         codec: info.codec,
         skipped_packets: stream.skipped_packets(),
@@ -327,6 +300,32 @@ pub struct StoredAnalysis {
     pub segments: Vec<StoredSegment>,
     /// Decoded duration, seconds.
     pub duration_s: f64,
+    /// The model's decision: a genre it is sure enough of, or "unsure" and why.
+    /// Analyses stored before decisions existed read back as [`Verdict::Unknown`].
+    #[serde(default)]
+    pub verdict: Verdict,
+}
+
+/// What the model concludes about a track.
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Verdict {
+    /// No decision recorded (an analysis stored by an older genretag).
+    #[default]
+    Unknown,
+    /// Sure enough to write this genre (label in the model's vocabulary).
+    Genre {
+        /// The label.
+        label: String,
+        /// Its calibrated probability.
+        probability: f32,
+    },
+    /// Not sure: no genre should be written. `reason` is for people, e.g. "top genre only
+    /// 41 %", "too little musical signal", "unlike anything the model knows".
+    Unsure {
+        /// Why, in words a user understands.
+        reason: String,
+    },
 }
 
 /// One segment of a [`StoredAnalysis`].
@@ -356,6 +355,7 @@ impl From<&TrackAnalysis> for StoredAnalysis {
                 })
                 .collect(),
             duration_s: a.duration_s,
+            verdict: Verdict::Unknown,
         }
     }
 }

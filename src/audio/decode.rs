@@ -41,7 +41,67 @@ pub trait AudioStream: Send {
 }
 
 /// Open `path` for decoding. Fails only if decoding cannot start.
+///
+/// Never panics, and neither does the stream it returns: should a decoder library
+/// panic on malformed data, that becomes a [`DecodeError::Malformed`] for this file,
+/// so every caller (analysis, training, the app) gets the same guard.
 pub fn open(path: &Path) -> Result<Box<dyn AudioStream>, DecodeError> {
+    let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| open_unguarded(path)))
+        .unwrap_or_else(|_| Err(crashed(path)));
+    Ok(Box::new(Guarded {
+        inner: Some(opened?),
+        path: path.to_path_buf(),
+    }))
+}
+
+fn crashed(path: &Path) -> DecodeError {
+    DecodeError::Malformed {
+        path: path.to_path_buf(),
+        reason: "the decoder crashed on malformed data".into(),
+    }
+}
+
+/// Turns a panic inside a decoder into an error; the stream is dropped after one.
+struct Guarded {
+    inner: Option<Box<dyn AudioStream>>,
+    path: PathBuf,
+}
+
+impl AudioStream for Guarded {
+    fn info(&self) -> &AudioInfo {
+        match &self.inner {
+            Some(s) => s.info(),
+            None => &POISONED_INFO,
+        }
+    }
+
+    fn next_chunk(&mut self) -> Result<Option<Vec<f32>>, DecodeError> {
+        let Some(inner) = self.inner.as_mut() else {
+            return Err(crashed(&self.path));
+        };
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.next_chunk())) {
+            Ok(r) => r,
+            Err(_) => {
+                // The decoder's state is unknown after a panic: never call it again.
+                self.inner = None;
+                Err(crashed(&self.path))
+            }
+        }
+    }
+
+    fn skipped_packets(&self) -> usize {
+        self.inner.as_ref().map_or(0, |s| s.skipped_packets())
+    }
+}
+
+static POISONED_INFO: AudioInfo = AudioInfo {
+    sample_rate_hz: 1,
+    channels: 1,
+    total_frames: None,
+    codec: String::new(),
+};
+
+fn open_unguarded(path: &Path) -> Result<Box<dyn AudioStream>, DecodeError> {
     let ext = path
         .extension()
         .and_then(|e| e.to_str())

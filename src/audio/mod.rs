@@ -5,9 +5,11 @@
 
 pub mod au;
 pub mod decode;
+pub mod front;
 pub mod resample;
 
 pub use decode::{AudioInfo, AudioStream, open, read_mono};
+pub use front::{DecodedAudio, Resampled, read_resampled};
 pub use resample::StreamResampler;
 
 /// File extensions we try to decode (lower case).

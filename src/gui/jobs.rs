@@ -306,6 +306,7 @@ impl LibraryWorker {
                         })
                         .collect(),
                     duration_s: 0.0,
+                    verdict: crate::analysis::Verdict::Unknown,
                 }
             }
             ModelChoice::Shipped(None) => return Err("no model".into()),
@@ -460,18 +461,22 @@ pub fn load_track(ctx: egui::Context, path: PathBuf) -> Receiver<Result<LoadedTr
         .name("track-loader".into())
         .spawn(move || {
             let r = (|| {
-                let (mono, info) = crate::audio::read_mono(&path).map_err(|e| e.to_string())?;
+                // One decode at the rate playback needs (the output device's, or the
+                // file's own without a device); the display spectrogram is made from it.
+                let rate = match super::player::output_rate() {
+                    Ok(r) => r,
+                    Err(_) => crate::audio::open(&path)
+                        .map_err(|e| e.to_string())?
+                        .info()
+                        .sample_rate_hz,
+                };
+                let decoded =
+                    crate::audio::read_resampled(&path, rate).map_err(|e| e.to_string())?;
                 let sr16 = crate::dsp::features::MUSICNN_SAMPLE_RATE_HZ;
-                let x16 = crate::audio::resample::resample(&mono, info.sample_rate_hz, sr16)?;
+                let x16 = crate::audio::resample::resample(&decoded.samples, rate, sr16)?;
                 let mel = crate::dsp::features::musicnn_log_mel(&x16);
                 let frames = mel.len() / crate::dsp::features::MUSICNN_N_MELS;
-                let (samples, rate_hz) = match super::player::output_rate() {
-                    Ok(r) if r != info.sample_rate_hz => (
-                        crate::audio::resample::resample(&mono, info.sample_rate_hz, r)?,
-                        r,
-                    ),
-                    _ => (mono, info.sample_rate_hz),
-                };
+                let (samples, rate_hz) = (decoded.samples, rate);
                 let overview = super::widgets::spectrogram_image(&mel, frames, 2048);
                 Ok(LoadedTrack {
                     path: path.clone(),

@@ -271,17 +271,7 @@ struct Decoded {
 }
 
 fn decode(path: &Path) -> Result<Decoded, DecodeError> {
-    let (mono, info) = audio::read_mono(path)?;
-    let samples = if info.sample_rate_hz == MUSICNN_SAMPLE_RATE_HZ {
-        mono
-    } else {
-        audio::resample::resample(&mono, info.sample_rate_hz, MUSICNN_SAMPLE_RATE_HZ).map_err(
-            |reason| DecodeError::Malformed {
-                path: path.to_path_buf(),
-                reason,
-            },
-        )?
-    };
+    let samples = audio::read_resampled(path, MUSICNN_SAMPLE_RATE_HZ)?.samples;
     let log_mel = musicnn_log_mel(&samples);
     let frames = log_mel.len() / MUSICNN_N_MELS;
     Ok(Decoded {

@@ -1,0 +1,125 @@
+//! The one way into decoded audio: open (panic-guarded), decode, mix to mono and
+//! resample to the rate the caller works at, chunk by chunk.
+//!
+//! Analysis, training features and the app's track view all read audio through
+//! [`Resampled`] (or [`read_resampled`] for a whole file), so a fix to decoding,
+//! resampling or error handling lands everywhere at once. Log-mel frames are the
+//! caller's business ([`crate::dsp::LogMelStream`]).
+
+use std::path::{Path, PathBuf};
+
+use super::{AudioInfo, AudioStream, StreamResampler, open};
+use crate::error::DecodeError;
+
+/// A decoding stream resampled to a fixed rate.
+pub struct Resampled {
+    path: PathBuf,
+    stream: Box<dyn AudioStream>,
+    resampler: StreamResampler,
+    rate_hz: u32,
+    native_samples: u64,
+    finished: bool,
+}
+
+impl Resampled {
+    /// Open `path` and resample it to `rate_hz`. Fails only if decoding cannot start.
+    pub fn open(path: &Path, rate_hz: u32) -> Result<Self, DecodeError> {
+        let stream = open(path)?;
+        let resampler =
+            StreamResampler::new(stream.info().sample_rate_hz, rate_hz).map_err(|reason| {
+                DecodeError::Unsupported {
+                    path: path.to_path_buf(),
+                    reason,
+                }
+            })?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            stream,
+            resampler,
+            rate_hz,
+            native_samples: 0,
+            finished: false,
+        })
+    }
+
+    /// Properties of the file (native rate, channels, codec, length if known).
+    pub fn info(&self) -> &AudioInfo {
+        self.stream.info()
+    }
+
+    /// The output rate.
+    pub fn rate_hz(&self) -> u32 {
+        self.rate_hz
+    }
+
+    /// Frames at the output rate the whole file will give, when the container says.
+    pub fn expected_frames(&self) -> Option<u64> {
+        let info = self.stream.info();
+        info.total_frames
+            .map(|n| (n * self.rate_hz as u64).div_ceil(info.sample_rate_hz.max(1) as u64))
+    }
+
+    /// Append the next resampled samples to `out`. Returns `false` once the stream is
+    /// exhausted (the resampler's tail has then been flushed into `out` too).
+    pub fn next_into(&mut self, out: &mut Vec<f32>) -> Result<bool, DecodeError> {
+        if self.finished {
+            return Ok(false);
+        }
+        match self.stream.next_chunk()? {
+            Some(chunk) => {
+                self.native_samples += chunk.len() as u64;
+                self.resampler.push(&chunk, out);
+                Ok(true)
+            }
+            None => {
+                self.finished = true;
+                if self.native_samples == 0 {
+                    return Err(DecodeError::Empty {
+                        path: self.path.clone(),
+                    });
+                }
+                self.resampler.finish(out);
+                Ok(false)
+            }
+        }
+    }
+
+    /// Seconds decoded so far (at the native rate, so exact).
+    pub fn decoded_secs(&self) -> f64 {
+        self.native_samples as f64 / self.stream.info().sample_rate_hz.max(1) as f64
+    }
+
+    /// Corrupt packets skipped so far.
+    pub fn skipped_packets(&self) -> usize {
+        self.stream.skipped_packets()
+    }
+}
+
+/// A whole file decoded at one rate.
+#[derive(Debug, Clone)]
+pub struct DecodedAudio {
+    /// Mono samples at `rate_hz`.
+    pub samples: Vec<f32>,
+    /// Their rate.
+    pub rate_hz: u32,
+    /// The file's properties.
+    pub info: AudioInfo,
+    /// Seconds decoded (native rate).
+    pub duration_s: f64,
+    /// Corrupt packets skipped.
+    pub skipped_packets: usize,
+}
+
+/// Decode a whole file to mono samples at `rate_hz`.
+pub fn read_resampled(path: &Path, rate_hz: u32) -> Result<DecodedAudio, DecodeError> {
+    let mut s = Resampled::open(path, rate_hz)?;
+    let mut samples = Vec::with_capacity(s.expected_frames().unwrap_or(0).min(1 << 26) as usize);
+    while s.next_into(&mut samples)? {}
+    Ok(DecodedAudio {
+        samples,
+        rate_hz,
+        info: s.info().clone(),
+        duration_s: s.decoded_secs(),
+        skipped_packets: s.skipped_packets(),
+    })
+}
