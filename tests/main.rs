@@ -12,3 +12,4 @@ mod musicnn_golden;
 mod scan;
 mod tags;
 mod training;
+mod trust;
