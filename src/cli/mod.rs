@@ -83,8 +83,8 @@ pub fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        None => run_gui(AppArgs::default()),
-        Some(Command::App(args)) => run_gui(args),
+        None => run_gui(AppArgs::default(), &device),
+        Some(Command::App(args)) => run_gui(args, &device),
         Some(Command::Classify(args)) => classify::run(args, &device),
         Some(Command::ConvertMusicnn(args)) => convert::run(args, &device),
         Some(Command::Bench(args)) => bench::run(args, &device),
@@ -128,20 +128,55 @@ pub struct AppArgs {
     /// Write UI frame-time statistics (JSON: p50, p99, max ms) to this file.
     #[arg(long)]
     pub frame_log: Option<PathBuf>,
-    /// Act like a busy user (scroll, select, switch views) for frame-time measurements.
+    /// Act like a busy user for frame-time measurements: `browse` (scroll, select,
+    /// switch views), `sort` (browse and change the sort column), `tag` (select all,
+    /// preview, apply and undo once the folder is analysed).
+    #[arg(long, num_args = 0..=1, default_missing_value = "browse")]
+    pub exercise: Option<String>,
+    /// Analyse the library with this trained model (a run folder of `genretag train`);
+    /// remembered for the next start.
     #[arg(long)]
-    pub exercise: bool,
+    pub model: Option<PathBuf>,
+    /// Theme: `dark` or `light` (remembered).
+    #[arg(long)]
+    pub theme: Option<String>,
+    /// Window size in points, e.g. `900x600`.
+    #[arg(long)]
+    pub window_size: Option<String>,
 }
 
 #[cfg(feature = "gui")]
-fn run_gui(a: AppArgs) -> anyhow::Result<u8> {
-    use crate::gui::{StartOptions, Tab};
+fn run_gui(a: AppArgs, device: &burn::tensor::Device) -> anyhow::Result<u8> {
+    use crate::gui::{Exercise, StartOptions, Tab};
     let tab = match a.view.as_deref() {
         None => None,
         Some("library") => Some(Tab::Library),
         Some("track") => Some(Tab::Track),
         Some("training") => Some(Tab::Training),
         Some(v) => anyhow::bail!("unknown view {v:?} (library, track or training)"),
+    };
+    let dark = match a.theme.as_deref() {
+        None => None,
+        Some("dark") => Some(true),
+        Some("light") => Some(false),
+        Some(v) => anyhow::bail!("unknown theme {v:?} (dark or light)"),
+    };
+    let window_size = match a.window_size.as_deref() {
+        None => None,
+        Some(s) => {
+            let parse = |v: &str| v.trim().parse::<f32>().ok().filter(|x| *x >= 100.0);
+            match s.split_once('x').map(|(w, h)| (parse(w), parse(h))) {
+                Some((Some(w), Some(h))) => Some([w, h]),
+                _ => anyhow::bail!("--window-size wants WIDTHxHEIGHT, e.g. 900x600, not {s:?}"),
+            }
+        }
+    };
+    let exercise = match a.exercise.as_deref() {
+        None => Exercise::Off,
+        Some("browse") => Exercise::Browse,
+        Some("sort") => Exercise::Sort,
+        Some("tag") => Exercise::Tag,
+        Some(v) => anyhow::bail!("unknown exercise {v:?} (browse, sort or tag)"),
     };
     crate::gui::run(StartOptions {
         folder: a.folder,
@@ -150,14 +185,19 @@ fn run_gui(a: AppArgs) -> anyhow::Result<u8> {
         play_first: a.play_first,
         run: a.run,
         frame_log: a.frame_log,
-        exercise: a.exercise,
+        exercise,
         stable_ui: false,
+        device: Some(device.clone()),
+        model: a.model,
+        no_reopen: false,
+        dark,
+        window_size,
     })?;
     Ok(EXIT_OK)
 }
 
 #[cfg(not(feature = "gui"))]
-fn run_gui(_: AppArgs) -> anyhow::Result<u8> {
+fn run_gui(_: AppArgs, _: &burn::tensor::Device) -> anyhow::Result<u8> {
     anyhow::bail!(
         "this build has no desktop app (built without the `gui` feature); see `genretag --help`"
     )

@@ -1,16 +1,31 @@
 //! The desktop app: a library view (scan, background analysis, a virtualised table,
-//! tagging with preview and undo), a track view (playback, live and whole-track
-//! spectrograms, genre probabilities, segment timeline, style tags) and a training
-//! view (live curves, confusion matrix, per-class table, comparison).
+//! filters, playlists, tagging with preview and undo), a track view (playback, live
+//! and whole-track spectrograms, genre probabilities, the genre timeline, style tags)
+//! and a training view (live curves, confusion matrix, per-class table, comparison,
+//! export).
 //!
-//! The UI thread draws and routes; [`jobs`] holds the workers.
+//! - [`app`]: the app — state of the views, event draining in `logic`, routing.
+//! - [`state`]: preferences and the library table (pure data and logic).
+//! - [`library_view`], [`track_view`], [`training_view`]: one file per view.
+//! - [`diagnostics`]: frame times and memory, behind a toggle.
+//! - [`jobs`]: the workers; [`player`]: playback; [`widgets`], [`palette`]: drawing.
+//!
+//! The UI thread draws and routes; the workers own the library, the model, decoding
+//! and training.
 
 pub mod app;
+pub mod diagnostics;
 pub mod jobs;
+mod library_view;
+pub mod palette;
 pub mod player;
+pub mod state;
+mod track_view;
+mod training_view;
 pub mod widgets;
 
-pub use app::{GenretagApp, Settings, StartOptions, Tab};
+pub use app::GenretagApp;
+pub use state::{Exercise, Settings, StartOptions, Tab};
 
 /// Open the window and run until it is closed.
 pub fn run(start: StartOptions) -> anyhow::Result<()> {
@@ -25,8 +40,8 @@ pub fn run(start: StartOptions) -> anyhow::Result<()> {
         renderer,
         viewport: eframe::egui::ViewportBuilder::default()
             .with_title("genretag")
-            .with_inner_size([1200.0, 800.0])
-            .with_min_inner_size([720.0, 480.0])
+            .with_inner_size(start.window_size.unwrap_or([1200.0, 800.0]))
+            .with_min_inner_size([900.0, 600.0])
             .with_drag_and_drop(true),
         ..Default::default()
     };

@@ -77,8 +77,15 @@ impl Metrics {
         let mut confusion = vec![vec![0usize; k]; k];
         let (mut top2, mut top3) = (0, 0);
         for (p, &t) in probs.iter().zip(truth) {
-            confusion[t][argmax(p)] += 1;
-            let rank = p.iter().filter(|&&v| v > p[t]).count();
+            // A truth or probability row that does not fit the labels is not counted
+            // (a malformed input must not panic the app that shows it).
+            let (Some(row), Some(&pt)) = (confusion.get_mut(t), p.get(t)) else {
+                continue;
+            };
+            if let Some(c) = row.get_mut(argmax(p)) {
+                *c += 1;
+            }
+            let rank = p.iter().filter(|&&v| v > pt).count();
             top2 += usize::from(rank < 2);
             top3 += usize::from(rank < 3);
         }
@@ -133,19 +140,21 @@ impl Metrics {
     }
 }
 
-/// Normalise a confusion matrix.
+/// Normalise a confusion matrix. Missing cells of a ragged (malformed) matrix count
+/// as 0; the result is square.
 pub fn normalise(c: &[Vec<usize>], how: Normalise) -> Vec<Vec<f64>> {
     let total: usize = c.iter().flatten().sum();
     let k = c.len();
+    let cell = |i: usize, j: usize| c.get(i).and_then(|r| r.get(j)).copied().unwrap_or(0);
     (0..k)
         .map(|i| {
             (0..k)
                 .map(|j| {
-                    let v = c[i][j];
+                    let v = cell(i, j);
                     match how {
                         Normalise::Counts => v as f64,
                         Normalise::True => ratio(v, c[i].iter().sum()),
-                        Normalise::Pred => ratio(v, c.iter().map(|r| r[j]).sum()),
+                        Normalise::Pred => ratio(v, (0..k).map(|r| cell(r, j)).sum()),
                         Normalise::All => ratio(v, total),
                     }
                 })
@@ -224,6 +233,23 @@ mod tests {
         assert!((p[1][1] - 0.5).abs() < 1e-12);
         let all = m.normalised(Normalise::All);
         assert!((all.iter().flatten().sum::<f64>() - 1.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn issue10_malformed_inputs_do_not_panic() {
+        let labels = vec!["a".to_string(), "b".to_string()];
+        // A truth index past the labels and a short probability row are skipped.
+        let m = Metrics::compute(
+            &labels,
+            &[vec![0.9, 0.1], vec![0.5], vec![0.2, 0.8]],
+            &[0, 1, 7],
+        );
+        assert_eq!(m.confusion, vec![vec![1, 0], vec![0, 0]]);
+        // A ragged matrix normalises to a square one.
+        let n = normalise(&[vec![1, 2], vec![3]], Normalise::Pred);
+        assert_eq!(n.len(), 2);
+        assert!(n.iter().all(|r| r.len() == 2));
+        assert!((n[1][0] - 0.75).abs() < 1e-12);
     }
 
     #[test]

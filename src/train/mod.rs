@@ -13,6 +13,7 @@ pub mod fused;
 pub mod fusion;
 pub mod metrics;
 pub mod models;
+pub mod plots;
 pub mod reliability;
 pub mod report;
 pub mod run;

@@ -1,12 +1,12 @@
 //! Report folders: `report.json` (every number, the config, the split, the curves and
-//! the test predictions), CSV tables, and PNG plots rendered without a display.
+//! the test predictions), CSV tables, and the figures (drawn by [`super::plots`]).
 
 use std::path::{Path, PathBuf};
 
-use plotters::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::metrics::{Metrics, Normalise};
+use super::plots;
 use super::trainer::EpochStats;
 use crate::model::calibration::CalibrationSummary;
 
@@ -147,7 +147,8 @@ impl Report {
         std::fs::write(&p, history_csv(&self.history)).map_err(|err| e(&p, &err))?;
         if !self.history.is_empty() {
             let p = dir.join("curves.png");
-            plot_curves(&self.history, &self.model, &p).map_err(|err| e(&p, &err))?;
+            plots::curves_figure(&self.history, &self.model, &p, plots::Format::Png)
+                .map_err(|err| err.to_string())?;
         }
         if let Some(c) = &self.calibration {
             let p = dir.join("reliability.png");
@@ -163,14 +164,15 @@ impl Report {
             std::fs::write(&p, robustness_markdown(&self.robustness)).map_err(|err| e(&p, &err))?;
         }
         let p = dir.join("confusion.png");
-        plot_confusion(
+        plots::confusion_figure(
             &self.labels,
             &self.track,
             Normalise::Counts,
             &format!("{} - {}", self.model, self.split),
             &p,
+            plots::Format::Png,
         )
-        .map_err(|err| e(&p, &err))?;
+        .map_err(|err| err.to_string())?;
         Ok(())
     }
 }
@@ -227,164 +229,4 @@ pub fn history_csv(h: &[EpochStats]) -> String {
         );
     }
     s
-}
-
-fn fonts() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        // The font is compiled in; registering it cannot fail for valid bytes.
-        let _ = plotters::style::register_font(
-            "sans-serif",
-            FontStyle::Normal,
-            epaint_default_fonts::UBUNTU_LIGHT,
-        );
-    });
-}
-
-type PlotResult = Result<(), Box<dyn std::error::Error>>;
-
-/// Loss and accuracy curves, train and validation, side by side.
-pub fn plot_curves(h: &[EpochStats], title: &str, path: &Path) -> PlotResult {
-    fonts();
-    let root = BitMapBackend::new(path, (1200, 480)).into_drawing_area();
-    root.fill(&WHITE)?;
-    let (left, right) = root.split_horizontally(600);
-    let n = h.len().max(2) as f64;
-    let loss_max = h
-        .iter()
-        .flat_map(|e| [Some(e.train_loss), e.val_loss])
-        .flatten()
-        .filter(|v| v.is_finite())
-        .fold(0.1f64, f64::max);
-    let series = |f: &dyn Fn(&EpochStats) -> Option<f64>| -> Vec<(f64, f64)> {
-        h.iter()
-            .filter_map(|e| f(e).map(|v| (e.epoch as f64, v)))
-            .collect()
-    };
-    for (area, name, ymax, tr, va) in [
-        (
-            &left,
-            "loss",
-            loss_max * 1.05,
-            series(&|e| Some(e.train_loss)),
-            series(&|e| e.val_loss),
-        ),
-        (
-            &right,
-            "accuracy",
-            1.0,
-            series(&|e| Some(e.train_acc)),
-            series(&|e| e.val_acc),
-        ),
-    ] {
-        let mut chart = ChartBuilder::on(area)
-            .caption(format!("{title}: {name}"), ("sans-serif", 22))
-            .margin(12)
-            .x_label_area_size(36)
-            .y_label_area_size(52)
-            .build_cartesian_2d(1f64..n, 0f64..ymax)?;
-        chart
-            .configure_mesh()
-            .x_desc("epoch")
-            .x_label_formatter(&|x| format!("{x:.0}"))
-            .y_desc(name)
-            .label_style(("sans-serif", 14))
-            .draw()?;
-        chart
-            .draw_series(LineSeries::new(tr, BLUE.stroke_width(2)))?
-            .label("train")
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], BLUE.stroke_width(2)));
-        if !va.is_empty() {
-            chart
-                .draw_series(LineSeries::new(va, RED.stroke_width(2)))?
-                .label("validation")
-                .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], RED.stroke_width(2)));
-        }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .label_font(("sans-serif", 14))
-            .draw()?;
-    }
-    root.present()?;
-    Ok(())
-}
-
-/// Confusion-matrix heatmap with labels and the value in each cell.
-pub fn plot_confusion(
-    labels: &[String],
-    m: &Metrics,
-    how: Normalise,
-    title: &str,
-    path: &Path,
-) -> PlotResult {
-    fonts();
-    let k = labels.len().max(1);
-    let cell = (560 / k).clamp(24, 64) as i32;
-    let (ox, oy) = (120i32, 60i32);
-    let w = (ox + cell * k as i32 + 30) as u32;
-    let h = (oy + cell * k as i32 + 110) as u32;
-    let root = BitMapBackend::new(path, (w, h)).into_drawing_area();
-    root.fill(&WHITE)?;
-    root.draw(&Text::new(
-        title.to_string(),
-        (10, 12),
-        ("sans-serif", 18).into_font(),
-    ))?;
-    let norm = m.normalised(how);
-    let row_norm = m.normalised(Normalise::True);
-    let text_size = (cell / 3).clamp(10, 18);
-    for i in 0..k {
-        for j in 0..k {
-            // Colour by share of the true class, so small classes show as clearly.
-            let s = row_norm[i][j].clamp(0.0, 1.0);
-            let shade = RGBColor(
-                (255.0 * (1.0 - 0.85 * s)) as u8,
-                (255.0 * (1.0 - 0.6 * s)) as u8,
-                255,
-            );
-            let (x0, y0) = (ox + j as i32 * cell, oy + i as i32 * cell);
-            root.draw(&Rectangle::new(
-                [(x0, y0), (x0 + cell, y0 + cell)],
-                shade.filled(),
-            ))?;
-            root.draw(&Rectangle::new(
-                [(x0, y0), (x0 + cell, y0 + cell)],
-                RGBColor(200, 200, 200),
-            ))?;
-            let v = norm[i][j];
-            let label = if how == Normalise::Counts {
-                format!("{v}")
-            } else {
-                format!("{v:.2}")
-            };
-            let colour = if s > 0.6 { WHITE } else { BLACK };
-            root.draw(&Text::new(
-                label,
-                (x0 + cell / 2 - text_size / 2, y0 + cell / 2 - text_size / 2),
-                ("sans-serif", text_size).into_font().color(&colour),
-            ))?;
-        }
-        let name: String = labels.get(i).cloned().unwrap_or_default();
-        root.draw(&Text::new(
-            name.clone(),
-            (8, oy + i as i32 * cell + cell / 2 - 7),
-            ("sans-serif", 14).into_font(),
-        ))?;
-        root.draw(&Text::new(
-            name,
-            (ox + i as i32 * cell + 2, oy + cell * k as i32 + 8),
-            ("sans-serif", 13)
-                .into_font()
-                .transform(FontTransform::Rotate90),
-        ))?;
-    }
-    root.draw(&Text::new(
-        "rows: true genre, columns: predicted".to_string(),
-        (ox, h as i32 - 22),
-        ("sans-serif", 14).into_font(),
-    ))?;
-    root.present()?;
-    Ok(())
 }

@@ -1,0 +1,71 @@
+//! Background workers and the messages between them and the UI.
+//!
+//! - [`library`]: the library worker owns the SQLite library and the genre model; it
+//!   scans, analyses, tags and undoes, and keeps serving tags and undo while paused.
+//! - [`loader`]: the track loader decodes the selected track and analyses all of a long
+//!   track; newest request wins, stale work stops.
+//! - [`training`]: one training run.
+//! - [`tasks`]: one-off jobs (reports, comparison, export, playlists, tag preview).
+//!
+//! Every worker wakes the UI with `request_repaint` after each event it sends, and
+//! every failure — a thread that cannot start, a panic, an error — ends as an event
+//! the UI shows, never as silence.
+
+pub mod library;
+pub mod loader;
+pub mod tasks;
+pub mod training;
+
+use std::any::Any;
+use std::panic::AssertUnwindSafe;
+use std::sync::mpsc::{Receiver, channel};
+
+use eframe::egui;
+
+pub use library::{LibCommand, LibEvent, LibraryHandle, ModelInfo};
+pub use loader::{LoadedTrack, LoaderEvent, TrackLoader};
+pub use training::{TrainEvent, TrainingHandle};
+
+/// The text of a caught panic.
+pub fn panic_message(p: &Box<dyn Any + Send>) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
+/// Run `f` on a thread named `name`; its result arrives on the returned receiver. A
+/// thread that cannot start, or that panics, delivers an error instead.
+pub fn spawn_task<T: Send + 'static>(
+    ctx: egui::Context,
+    name: &'static str,
+    f: impl FnOnce() -> Result<T, String> + Send + 'static,
+) -> Receiver<Result<T, String>> {
+    let (tx, rx) = channel();
+    let tx_err = tx.clone();
+    let c = ctx.clone();
+    let spawned = std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            let r = std::panic::catch_unwind(AssertUnwindSafe(f))
+                .unwrap_or_else(|p| Err(format!("{name} crashed: {}", panic_message(&p))));
+            let _ = tx.send(r);
+            c.request_repaint();
+        });
+    if let Err(e) = spawned {
+        let _ = tx_err.send(Err(format!("cannot start a thread for {name}: {e}")));
+        ctx.request_repaint();
+    }
+    rx
+}
+
+// Messages cross between the UI thread and the workers.
+const _: () = {
+    const fn send<T: Send>() {}
+    send::<LibCommand>();
+    send::<LibEvent>();
+    send::<LoaderEvent>();
+    send::<TrainEvent>();
+    send::<tasks::Comparison>();
+    send::<tasks::LoadedRun>();
+};
