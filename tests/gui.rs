@@ -118,9 +118,11 @@ fn genres(p: &Path) -> Vec<String> {
 fn trained() -> &'static (PathBuf, PathBuf) {
     static RUN: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
     RUN.get_or_init(|| {
+        // Kept for the whole test run (a static is never dropped): under target/, not
+        // the system's temporary folder.
         let dir = tempfile::Builder::new()
-            .prefix("genretag-gui-model")
-            .tempdir()
+            .prefix("gui-model")
+            .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
             .expect("tempdir")
             .keep();
         let data = dataset(&dir);
@@ -289,11 +291,7 @@ fn issue11_bug2_long_track_gets_a_full_timeline_that_follows_the_playhead() {
         );
         h.state_mut().player.seek(t);
         h.step();
-        h.get_by_label_contains(&format!(
-            "{} - {}",
-            genretag::gui::widgets::mmss(s.start_s as f64),
-            genretag::gui::widgets::mmss(s.end_s as f64)
-        ));
+        h.get_by_label_contains(&genretag::gui::widgets::span(s.start_s, s.end_s));
     }
     // The timeline is hoverable: its tooltip names the genres of the part.
     let rect = h.get_by_label_contains("Genres over time").rect();
@@ -896,8 +894,8 @@ fn issue4_app_library_track_tagging_and_training() {
         h.state().export_message()
     );
     for f in [
-        "confusion_counts.png",
-        "confusion_counts.svg",
+        "confusion_by_true.png",
+        "confusion_by_true.svg",
         "curves.png",
         "curves.svg",
         "per_class.csv",
@@ -963,6 +961,37 @@ fn issue11_bug4_views_fit_the_minimum_window_in_the_light_theme() {
     h.state_mut().folder_input = "music".into();
     h.state_mut().table.refresh(true);
     h.step();
-    h.get_by_label_contains("unsure (");
+    assert!(h.query_all_by_label_contains("unsure (").count() >= 1);
     snapshot(&mut h, "library_light_900");
+}
+
+#[test]
+fn issue11_last_folder_is_reopened_and_undo_starts_disabled() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let music = tmp.path().join("music");
+    std::fs::create_dir_all(&music).expect("mkdir");
+    write_wav(&music.join("one.wav"), &clip(1, 0));
+    let s = Settings {
+        recent_folders: vec![music.clone()],
+        ..settings(tmp.path())
+    };
+    let start = StartOptions {
+        db: Some(tmp.path().join("library.sqlite3")),
+        stable_ui: true,
+        ..StartOptions::default()
+    };
+    let mut h = Harness::builder()
+        .with_size([1200.0, 800.0])
+        .build_eframe(move |cc| GenretagApp::with_settings(cc.egui_ctx.clone(), s, start));
+    wait(&mut h, "the last folder", 60, |a| a.progress().2 == 1);
+    assert_eq!(h.state().folder(), Some(music.as_path()));
+    wait(&mut h, "the journal", 30, |a| {
+        a.status().contains("analysed") || a.status().contains("model")
+    });
+    assert!(!h.state().can_undo());
+    assert!(
+        h.get_by_label("Undo last batch")
+            .accesskit_node()
+            .is_disabled()
+    );
 }

@@ -37,7 +37,7 @@ impl GenretagApp {
             .default_size(
                 self.settings
                     .preview_height
-                    .clamp(140.0, (ui.available_height() * 0.45).max(140.0)),
+                    .clamp(140.0, (ui.available_height() * 0.38).max(140.0)),
             )
             .size_range(140.0..=max)
             .show(ui, |ui| self.tagging_ui(ui));
@@ -220,11 +220,8 @@ impl GenretagApp {
                 self.table.filter_changed();
             }
             let mut facet = self.table.facet.clone();
-            let genre_values = self
-                .genre_values
-                .get_or_insert_with(|| self.table.genre_values())
-                .clone();
             let labels = self.table.labels.clone();
+            let (table, genre_values) = (&self.table, &mut self.genre_values);
             let l = ui.label("Show:");
             egui::ComboBox::new("facet", "")
                 .selected_text(facet.name())
@@ -246,7 +243,11 @@ impl GenretagApp {
                         ui.selectable_value(&mut facet, f, n);
                     }
                     ui.separator();
-                    for g in genre_values {
+                    // Listed only while the menu is open (a pass over every row).
+                    for g in genre_values
+                        .get_or_insert_with(|| table.genre_values())
+                        .clone()
+                    {
                         let f = Facet::Genre(g);
                         let n = f.name();
                         ui.selectable_value(&mut facet, f, n);

@@ -4,7 +4,8 @@
 //! and a training view (live curves, confusion matrix, per-class table, comparison,
 //! export).
 //!
-//! - [`app`]: the app — state of the views, event draining in `logic`, routing.
+//! - [`app`]: the app — state of the views, routing, the top and status bars.
+//! - `events`: worker events drained in `logic` within a budget; `--exercise`.
 //! - [`state`]: preferences and the library table (pure data and logic).
 //! - [`library_view`], [`track_view`], [`training_view`]: one file per view.
 //! - [`diagnostics`]: frame times and memory, behind a toggle.
@@ -15,6 +16,7 @@
 
 pub mod app;
 pub mod diagnostics;
+mod events;
 pub mod jobs;
 mod library_view;
 pub mod palette;

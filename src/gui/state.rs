@@ -71,7 +71,7 @@ impl Default for Settings {
                 .display()
                 .to_string(),
             model: None,
-            preview_height: 240.0,
+            preview_height: 220.0,
             diagnostics: false,
             playlist_dir: String::new(),
         }

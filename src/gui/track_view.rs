@@ -123,9 +123,11 @@ impl GenretagApp {
         }
         self.spectrograms_ui(ui, pos, dur);
         self.request_whole_analysis(index);
-        let labels = self.table.labels.clone();
-        let whole = self.track.whole.clone();
-        let Some(row_analysis) = self.table.rows.get(index).and_then(|r| r.analysis.clone()) else {
+        // Borrowed, not cloned: this runs every frame while playing.
+        let labels = &self.table.labels;
+        let whole = self.track.whole.as_ref();
+        let Some(row_analysis) = self.table.rows.get(index).and_then(|r| r.analysis.as_ref())
+        else {
             ui.add_space(8.0);
             ui.label(match &status {
                 Status::Failed(e) => format!("Could not be analysed: {e}"),
@@ -135,7 +137,7 @@ impl GenretagApp {
         };
         // The timeline and the segment bars: every patch when the whole track was
         // analysed, else what the library's analysis heard.
-        let segs = whole.as_ref().unwrap_or(&row_analysis);
+        let segs = whole.unwrap_or(row_analysis);
         ui.add_space(4.0);
         ui.label(RichText::new("Genres over time (hover for details, click to seek)").small());
         let timeline_dur = if dur > 0.0 {
@@ -143,20 +145,26 @@ impl GenretagApp {
         } else {
             row_analysis.duration_s as f64
         };
-        if let Some(seek) = widgets::timeline(ui, segs, &labels, pos, timeline_dur) {
+        if let Some(seek) = widgets::timeline(ui, segs, labels, pos, timeline_dur) {
             self.player.seek(seek);
         }
-        self.listened_ui(ui, &row_analysis, whole.is_some());
+        listened_ui(
+            ui,
+            row_analysis,
+            whole.is_some(),
+            self.track.whole_requested,
+            self.track.whole_error.as_deref(),
+        );
         ui.add_space(6.0);
         // Whole-track order for every list of bars, so labels do not jump around as
         // the playhead moves from segment to segment.
-        let ranked = row_analysis.ranked(&labels);
+        let ranked = row_analysis.ranked(labels);
         let shown: Vec<(&str, f32)> = ranked.iter().take(6).copied().collect();
-        let verdict = row_analysis.verdict.clone();
+        let verdict = &row_analysis.verdict;
         let narrow = ui.available_width() < 760.0;
         let whole_track = |ui: &mut egui::Ui| {
             ui.strong("Whole track");
-            match &verdict {
+            match verdict {
                 Verdict::Unsure { reason } => {
                     ui.colored_label(colours.warn, format!("unsure: {reason}"));
                 }
@@ -174,9 +182,8 @@ impl GenretagApp {
                     let inside = s.start_s as f64 <= pos && pos < s.end_s as f64;
                     ui.label(
                         RichText::new(format!(
-                            "{} - {}{}",
-                            mmss(s.start_s as f64),
-                            mmss(s.end_s as f64),
+                            "{}{}",
+                            widgets::span(s.start_s, s.end_s),
                             if inside { "" } else { " (nearest heard part)" }
                         ))
                         .small(),
@@ -272,57 +279,6 @@ impl GenretagApp {
         }
     }
 
-    /// How much of the track the model heard, in words.
-    fn listened_ui(&self, ui: &mut egui::Ui, a: &RowAnalysis, whole: bool) {
-        let colours = text_colours(ui.visuals());
-        let heard = if a.listened_s > 0.0 {
-            a.listened_s
-        } else {
-            a.segments.iter().map(|s| s.end_s - s.start_s).sum()
-        };
-        let text = if whole {
-            "Timeline: every 3 s patch of the track analysed.".to_string()
-        } else if heard + 0.5 >= a.duration_s {
-            format!(
-                "The model listened to the whole track ({}).",
-                mmss(a.duration_s as f64)
-            )
-        } else {
-            format!(
-                "The genres come from {:.0} s of the track's {} ({} patch(es) of 3 s{}).",
-                heard,
-                mmss(a.duration_s as f64),
-                a.segments.len(),
-                if a.segments.len() > 1 {
-                    " spread over it"
-                } else {
-                    ""
-                }
-            )
-        };
-        ui.label(RichText::new(text).small());
-        if !whole && a.partial() {
-            match &self.track.whole_error {
-                Some(e) => {
-                    ui.colored_label(
-                        colours.error,
-                        format!("the rest could not be analysed: {e}"),
-                    );
-                }
-                None if self.track.whole_requested => {
-                    ui.horizontal(|ui| {
-                        ui.spinner();
-                        ui.label(
-                            RichText::new("analysing the rest of the track for the timeline...")
-                                .small(),
-                        );
-                    });
-                }
-                None => {}
-            }
-        }
-    }
-
     /// A long track heard in part: analyse every patch of it, once, on the loader.
     fn request_whole_analysis(&mut self, index: usize) {
         if self.track.whole_requested {
@@ -339,5 +295,63 @@ impl GenretagApp {
         let path = self.table.rows[index].init.path.clone();
         self.loader
             .analyse_whole(self.track.request, path, info.model.clone());
+    }
+}
+
+/// How much of the track the model heard, in words, and the state of the analysis of
+/// the rest.
+fn listened_ui(
+    ui: &mut egui::Ui,
+    a: &RowAnalysis,
+    whole: bool,
+    whole_requested: bool,
+    whole_error: Option<&str>,
+) {
+    let colours = text_colours(ui.visuals());
+    let heard = if a.listened_s > 0.0 {
+        a.listened_s
+    } else {
+        a.segments.iter().map(|s| s.end_s - s.start_s).sum()
+    };
+    let text = if whole {
+        "Timeline: every 3 s patch of the track analysed.".to_string()
+    } else if heard + 0.5 >= a.duration_s {
+        format!(
+            "The model listened to the whole track ({}).",
+            mmss(a.duration_s as f64)
+        )
+    } else {
+        format!(
+            "The genres come from {:.0} s of the track's {} ({} patch(es) of 3 s{}).",
+            heard,
+            mmss(a.duration_s as f64),
+            a.segments.len(),
+            if a.segments.len() > 1 {
+                " spread over it"
+            } else {
+                ""
+            }
+        )
+    };
+    ui.label(RichText::new(text).small());
+    if !whole && a.partial() {
+        match whole_error {
+            Some(e) => {
+                ui.colored_label(
+                    colours.error,
+                    format!("the rest could not be analysed: {e}"),
+                );
+            }
+            None if whole_requested => {
+                ui.horizontal(|ui| {
+                    ui.spinner();
+                    ui.label(
+                        RichText::new("analysing the rest of the track for the timeline...")
+                            .small(),
+                    );
+                });
+            }
+            None => {}
+        }
     }
 }

@@ -244,6 +244,15 @@ pub fn timeline(
     seek_target(&resp, rect, total as f64, false)
 }
 
+/// A part of a track, `m:ss - m:ss`, rounded to the second.
+pub fn span(start_s: f32, end_s: f32) -> String {
+    format!(
+        "{} - {}",
+        mmss((start_s as f64).round()),
+        mmss((end_s as f64).round())
+    )
+}
+
 /// `m:ss`.
 pub fn mmss(s: f64) -> String {
     let s = s.max(0.0) as u64;
@@ -276,8 +285,15 @@ pub fn prob_bars(ui: &mut egui::Ui, items: &[(&str, f32)]) {
     let w = (avail - label_w - 60.0).clamp(40.0, 240.0);
     for (label, p) in items {
         ui.horizontal(|ui| {
-            ui.add_sized([label_w, 16.0], egui::Label::new(*label).truncate())
-                .on_hover_text(*label);
+            // Right-aligned next to its bar.
+            ui.allocate_ui_with_layout(
+                Vec2::new(label_w, 16.0),
+                egui::Layout::right_to_left(egui::Align::Center),
+                |ui| {
+                    ui.add(egui::Label::new(*label).truncate())
+                        .on_hover_text(*label);
+                },
+            );
             bar(ui, *p, w, genre_colour(label));
             ui.label(RichText::new(format!("{:>3.0}%", p * 100.0)).monospace());
         });

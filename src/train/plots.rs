@@ -355,7 +355,7 @@ pub fn confusion_figure(
     let cell = (520.0 / k as f64).clamp(30.0, 56.0);
     let (left, top) = (label_w + 34.0, 54.0);
     let grid = cell * k as f64;
-    let width = left + grid + 120.0;
+    let width = (left + grid + 110.0).max(text_w(title, 17.0) + 30.0);
     let height = top + grid + label_w + 46.0;
     let s = if format == Format::Png {
         PNG_SCALE
@@ -486,8 +486,19 @@ fn draw_confusion<DB: DrawingBackend>(
         [(px(bx), px(top)), (px(bx + 14.0), px(top + grid))],
         grey,
     ))?;
-    for t in 0..=4 {
-        let frac = t as f64 / 4.0;
+    // Ticks: whole numbers for counts (no "0, 0, 1, 2, 2"), quarters otherwise.
+    let ticks: Vec<f64> = match how {
+        Normalise::Counts => {
+            let step = (vmax / 4.0).ceil().max(1.0);
+            (0..)
+                .map(|i| i as f64 * step)
+                .take_while(|v| *v <= vmax + 1e-9)
+                .map(|v| v / vmax)
+                .collect()
+        }
+        _ => (0..=4).map(|t| t as f64 / 4.0).collect(),
+    };
+    for frac in ticks {
         let y = top + grid * (1.0 - frac);
         root.draw(&PathElement::new(
             vec![(px(bx + 14.0), px(y)), (px(bx + 18.0), px(y))],
@@ -501,7 +512,7 @@ fn draw_confusion<DB: DrawingBackend>(
     }
     root.draw(&Text::new(
         normalise_title(how).to_string(),
-        (px(bx + 84.0), px(top + grid / 2.0)),
+        (px(bx + 62.0), px(top + grid / 2.0)),
         TextStyle::from(font(12.0).transform(FontTransform::Rotate90))
             .pos(Pos::new(HPos::Center, VPos::Top)),
     ))?;
