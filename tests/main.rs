@@ -10,6 +10,7 @@ mod decode;
 mod gui;
 mod musicnn_golden;
 mod scan;
+mod service;
 mod tags;
 mod training;
 mod trust;
