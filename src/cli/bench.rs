@@ -55,7 +55,7 @@ pub fn run(args: BenchArgs, device: &Device) -> anyhow::Result<u8> {
     if args.burn_front_end {
         analyzer.backbone = analyzer.backbone.without_fast_path();
     }
-    let (files, _) = super::files::collect(std::slice::from_ref(&args.data));
+    let (files, _) = crate::library::files::collect(std::slice::from_ref(&args.data));
     anyhow::ensure!(!files.is_empty(), "no audio under {}", args.data.display());
     let sample: Vec<PathBuf> = files
         .iter()

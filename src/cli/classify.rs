@@ -11,7 +11,7 @@ use burn::tensor::Device;
 use clap::Args;
 use serde::Serialize;
 
-use super::{EXIT_FATAL, EXIT_OK, EXIT_PARTIAL, files};
+use super::{EXIT_FATAL, EXIT_OK, EXIT_PARTIAL};
 use crate::analysis::{Analyzer, DEFAULT_MAX_PATCHES, PatchOptions, TrackAnalysis, decode_ahead};
 
 /// Arguments of `classify`.
@@ -20,8 +20,8 @@ pub struct ClassifyArgs {
     /// Audio files or folders.
     #[arg(required = true)]
     pub paths: Vec<PathBuf>,
-    /// How many genres to show per track.
-    #[arg(long, default_value_t = 3)]
+    /// How many genres to show per track (1 or more).
+    #[arg(long, default_value_t = 3, value_parser = super::tag::at_least_one)]
     pub top_k: usize,
     /// How many backbone style tags to show per track.
     #[arg(long, default_value_t = 5)]
@@ -39,8 +39,8 @@ pub struct ClassifyArgs {
     /// Analyse every 3 s patch instead of at most `--max-patches` evenly spread ones.
     #[arg(long)]
     pub all_patches: bool,
-    /// Patches analysed per track (evenly spread) unless `--all-patches`.
-    #[arg(long, default_value_t = DEFAULT_MAX_PATCHES)]
+    /// Patches analysed per track (evenly spread) unless `--all-patches` (1 or more).
+    #[arg(long, default_value_t = DEFAULT_MAX_PATCHES, value_parser = super::tag::at_least_one)]
     pub max_patches: usize,
 }
 
@@ -234,7 +234,7 @@ fn run_trained(args: &ClassifyArgs, dir: &std::path::Path, device: &Device) -> a
     let model = SavedModel::load(dir, device)
         .with_context(|| format!("while loading the model in {}", dir.display()))?;
     let store = crate::train::run::store_for_model(&model, FeatureStore::default_cache(), device)?;
-    let (found, walk_errors) = files::collect(&args.paths);
+    let (found, walk_errors) = crate::library::files::collect(&args.paths);
     if found.is_empty() && walk_errors.is_empty() {
         eprintln!("error: no audio files found in the given paths");
         return Ok(EXIT_FATAL);
@@ -315,8 +315,19 @@ fn run_trained(args: &ClassifyArgs, dir: &std::path::Path, device: &Device) -> a
     Ok(if failed == 0 { EXIT_OK } else { EXIT_PARTIAL })
 }
 
-/// Run `classify`.
+/// Run `classify`. With `--json`, a fatal error still prints one JSON document.
 pub fn run(args: ClassifyArgs, device: &Device) -> anyhow::Result<u8> {
+    let json = args.json;
+    super::tag::report_fatal(
+        run_classify(args, device),
+        json,
+        "genretag.classify/1",
+        &[],
+        None,
+    )
+}
+
+fn run_classify(args: ClassifyArgs, device: &Device) -> anyhow::Result<u8> {
     if let Some(dir) = args
         .model
         .as_deref()
@@ -326,7 +337,7 @@ pub fn run(args: ClassifyArgs, device: &Device) -> anyhow::Result<u8> {
     }
     let analyzer =
         Analyzer::load(args.model.as_deref(), device).context("while loading the genre model")?;
-    let (found, walk_errors) = files::collect(&args.paths);
+    let (found, walk_errors) = crate::library::files::collect(&args.paths);
     if found.is_empty() && walk_errors.is_empty() {
         eprintln!("error: no audio files found in the given paths");
         return Ok(EXIT_FATAL);
