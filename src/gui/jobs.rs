@@ -465,12 +465,10 @@ pub fn load_track(ctx: egui::Context, path: PathBuf) -> Receiver<Result<LoadedTr
                 // file's own without a device); the display spectrogram is made from it.
                 let rate = match super::player::output_rate() {
                     Ok(r) => r,
-                    Err(_) => {
-                        crate::audio::open(&path)
-                            .map_err(|e| e.to_string())?
-                            .info()
-                            .sample_rate_hz
-                    }
+                    Err(_) => crate::audio::open(&path)
+                        .map_err(|e| e.to_string())?
+                        .info()
+                        .sample_rate_hz,
                 };
                 let decoded =
                     crate::audio::read_resampled(&path, rate).map_err(|e| e.to_string())?;
