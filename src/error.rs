@@ -167,12 +167,12 @@ pub enum Error {
     /// Tag reading or writing failed.
     #[error(transparent)]
     Tag(#[from] TagError),
-    /// The library database failed or cannot be used.
+    /// The library database failed.
     #[error(transparent)]
     Db(#[from] crate::library::db::DbError),
-    /// A dataset or its split lists are unusable.
+    /// A dataset or split could not be built.
     #[error(transparent)]
-    Split(#[from] crate::train::SplitError),
+    Data(#[from] crate::train::dataset::SplitError),
 }
 
 /// Crate result alias.

@@ -37,7 +37,8 @@ fn issue3_issue14_kill_9_during_write_undo_and_two_writers_never_corrupts() {
     let db = work.path().join("lib.sqlite3");
 
     let wav = work.path().join("src.wav");
-    write_wav_sine(&wav, 262.0, 22_050, 0.6);
+    // Long enough for the model to answer (under a second of sound it is "unsure").
+    write_wav_sine(&wav, 262.0, 22_050, 1.5);
     let mut templates = Vec::new();
     for (ext, args) in [
         ("flac", vec![]),

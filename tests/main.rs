@@ -14,3 +14,4 @@ mod safety;
 mod scan;
 mod tags;
 mod training;
+mod trust;

@@ -13,7 +13,8 @@ use clap::Args;
 use serde::Deserialize;
 
 use super::EXIT_OK;
-use crate::analysis::{Analyzer, PatchOptions, decode_ahead, extract_patches};
+use crate::analysis::{AnalyseOptions, Analyzer, load_model};
+use crate::listen::{ListenOptions, listen};
 use crate::train::bench::median;
 
 /// Arguments of `bench`.
@@ -51,10 +52,17 @@ struct Reference {
 
 /// Run `bench`.
 pub fn run(args: BenchArgs, device: &Device) -> anyhow::Result<u8> {
-    let mut analyzer = Analyzer::load(None, device)?;
-    if args.burn_front_end {
-        analyzer.backbone = analyzer.backbone.without_fast_path();
-    }
+    let backbone = if args.burn_front_end {
+        std::sync::Arc::new(
+            crate::ml::Backbone::load(
+                &crate::ml::shipped::find_model(crate::ml::shipped::BACKBONE_FILE)?,
+                device,
+            )?
+            .without_fast_path(),
+        )
+    } else {
+        crate::ml::shipped::backbone(device)?
+    };
     let (files, _) = crate::library::files::collect(std::slice::from_ref(&args.data));
     anyhow::ensure!(!files.is_empty(), "no audio under {}", args.data.display());
     let sample: Vec<PathBuf> = files
@@ -63,51 +71,48 @@ pub fn run(args: BenchArgs, device: &Device) -> anyhow::Result<u8> {
         .take(args.clips)
         .cloned()
         .collect();
-    let all = PatchOptions {
+    let all = ListenOptions {
         max_patches: None,
-        batch: 10,
+        whole: false,
     };
 
     // Warm up allocator, thread pool and kernels.
-    let warm = extract_patches(&sample[0], &all)?;
-    analyzer.embed(&warm, 10);
+    let warm = listen(&sample[0], &all)?;
+    backbone.embed_patches(&warm.patches, 10);
 
     let mut pre = Vec::new();
     let mut net_clip = Vec::new();
     let mut patches_per_clip = Vec::new();
     for f in &sample {
         let t = Instant::now();
-        let p =
-            extract_patches(f, &all).with_context(|| format!("while decoding {}", f.display()))?;
+        let p = listen(f, &all).with_context(|| format!("while decoding {}", f.display()))?;
         pre.push(t.elapsed().as_secs_f64());
         let t = Instant::now();
-        analyzer.embed(&p, 10);
+        backbone.embed_patches(&p.patches, 10);
         net_clip.push(t.elapsed().as_secs_f64());
         patches_per_clip.push(p.len() as f64);
     }
-    let one = PatchOptions {
+    let one = ListenOptions {
         max_patches: Some(1),
-        batch: 1,
+        whole: false,
     };
-    let single = extract_patches(&sample[0], &one)?;
+    let single = listen(&sample[0], &one)?;
     let mut net_patch: Vec<f64> = (0..10)
         .map(|_| {
             let t = Instant::now();
-            analyzer.embed(&single, 1);
+            backbone.embed_patches(&single.patches, 1);
             t.elapsed().as_secs_f64()
         })
         .collect();
 
     // End to end over every file: decoding overlapped with inference, as `classify` does.
+    let analyzer = Analyzer::new(load_model(None, device)?, AnalyseOptions::default());
     let t = Instant::now();
-    let opts = PatchOptions::default();
     let mut done = 0;
-    for (f, r) in decode_ahead(files.clone(), opts) {
-        if let Ok(p) = r {
-            analyzer.analyze_patches(&f, p, opts.batch);
-            done += 1;
-        }
-    }
+    analyzer.analyse_all(files.clone(), |_, r| {
+        done += r.is_ok() as usize;
+        true
+    });
     let e2e = t.elapsed().as_secs_f64();
 
     let pre_ms = median(&mut pre) * 1e3;

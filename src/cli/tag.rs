@@ -9,10 +9,11 @@ use std::path::PathBuf;
 use anyhow::Context;
 use burn::tensor::Device;
 use clap::Args;
+use clap::builder::TypedValueParser as _;
 use serde::Serialize;
 
 use super::{EXIT_FATAL, EXIT_OK, EXIT_PARTIAL};
-use crate::analysis::{Analyzer, PatchOptions, StoredAnalysis, decode_ahead};
+use crate::analysis::{AnalyseOptions, Analyzer, Cached, StoredAnalysis, Verdict, load_model};
 use crate::error::TagError;
 use crate::library::lock::remove_stale_scratch;
 use crate::library::paths::{JsonPath, escaped};
@@ -31,12 +32,14 @@ pub struct TagArgs {
     /// Write the tags. Without it, only preview what would change.
     #[arg(long)]
     pub write: bool,
-    /// At most this many genres per track (1 or more).
-    #[arg(long, default_value_t = 1, value_parser = at_least_one)]
+    /// At most this many genres per track.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..).map(|v| v as usize))]
     pub top_k: usize,
-    /// Only genres at least this probable (0-1).
-    #[arg(long, default_value_t = 0.5, value_parser = probability)]
-    pub min_prob: f32,
+    /// Only genres at least this probable (0-1); default: the model's own threshold,
+    /// chosen so that written genres were right >= 95 % of the time on held-out data.
+    /// Tracks the model is unsure of are never tagged unless this is lowered.
+    #[arg(long)]
+    pub min_prob: Option<f32>,
     /// replace (keeping protected genres), merge with existing, or fill only untagged files.
     #[arg(long, value_enum, default_value_t = Mode::Replace)]
     pub policy: Mode,
@@ -59,7 +62,8 @@ pub struct TagArgs {
     /// Library database (default: the XDG data directory).
     #[arg(long)]
     pub db: Option<PathBuf>,
-    /// Genre head to use (default: the shipped model).
+    /// A model trained with `genretag train` (run folder, `model/` folder or
+    /// `model.json`); default: the shipped model.
     #[arg(long)]
     pub model: Option<PathBuf>,
     /// Print one JSON document instead of text.
@@ -86,34 +90,13 @@ pub struct HistoryArgs {
     pub db: Option<PathBuf>,
 }
 
-/// Genre labels with probabilities, most likely first.
-type Ranked = Vec<(String, f32)>;
-
-/// clap parser: a count of at least 1 (`--top-k 0` would silently mean "nothing").
-pub(super) fn at_least_one(s: &str) -> Result<usize, String> {
-    match s.parse::<usize>() {
-        Ok(0) => Err("must be at least 1".into()),
-        Ok(n) => Ok(n),
-        Err(e) => Err(e.to_string()),
-    }
-}
-
-/// clap parser: a probability in [0, 1].
-fn probability(s: &str) -> Result<f32, String> {
-    match s.parse::<f32>() {
-        Ok(p) if (0.0..=1.0).contains(&p) => Ok(p),
-        Ok(p) => Err(format!("{p} is not a probability (0 to 1)")),
-        Err(e) => Err(e.to_string()),
-    }
-}
-
 /// One file in the report. JSON: `path` (escaped if not UTF-8, with the exact bytes in
 /// `path_bytes`; see docs/safety.md).
 #[derive(Debug, Serialize)]
 struct FileReport {
     #[serde(flatten, serialize_with = "flat_path")]
     path: PathBuf,
-    /// `tagged`, `would-tag`, `unchanged`, `skipped` or `failed`.
+    /// `tagged`, `would-tag`, `unchanged`, `skipped`, `unsure` or `failed`.
     status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     proposal: Option<Proposal>,
@@ -255,20 +238,37 @@ pub fn run(args: TagArgs, device: &Device) -> anyhow::Result<u8> {
     report_fatal(
         result,
         json,
-        "genretag.tag/1",
+        "genretag.tag/2",
         &log.written,
         log.in_flight.as_deref(),
     )
 }
 
 fn run_tag(args: TagArgs, device: &Device, log: &mut WriteLog) -> anyhow::Result<u8> {
+    if let Some(p) = args.min_prob
+        && !(0.0..=1.0).contains(&p)
+    {
+        anyhow::bail!("--min-prob must be between 0 and 1 (got {p})");
+    }
+    let model =
+        load_model(args.model.as_deref(), device).context("while loading the genre model")?;
+    let mut analyzer = Analyzer::new(model.clone(), AnalyseOptions::default());
+    if let Some(p) = args.min_prob {
+        analyzer = analyzer.with_threshold(p);
+    }
     let mut policy = TagPolicy {
         top_k: args.top_k,
-        min_prob: args.min_prob,
+        min_prob: analyzer.rule().threshold,
         mode: args.policy,
         whitelist: args.only.clone(),
         protected: args.protect.clone(),
-        ..TagPolicy::default()
+        // Written names come from the model's taxonomy; `--map` renames further.
+        names: model
+            .taxonomy()
+            .genres
+            .iter()
+            .map(|g| (g.key.to_lowercase(), g.name.clone()))
+            .collect(),
     };
     if let Some(map) = &args.map {
         policy
@@ -283,9 +283,7 @@ fn run_tag(args: TagArgs, device: &Device, log: &mut WriteLog) -> anyhow::Result
     } else {
         None
     };
-    let analyzer =
-        Analyzer::load(args.model.as_deref(), device).context("while loading the genre model")?;
-    let model_id = format!("musicnn_msd/{}", analyzer.head.fingerprint());
+    let model_id = model.id().to_string();
     let (found, walk_errors) = crate::library::files::collect(&args.paths);
     if found.is_empty() && walk_errors.is_empty() {
         eprintln!("error: no audio files found in the given paths");
@@ -305,10 +303,7 @@ fn run_tag(args: TagArgs, device: &Device, log: &mut WriteLog) -> anyhow::Result
             let (removed, problems) = remove_stale_scratch(d);
             stale += removed;
             for (p, e) in problems {
-                eprintln!(
-                    "warning: cannot remove a scratch copy ({e}): {}",
-                    escaped(&p)
-                );
+                eprintln!("warning: cannot remove a scratch copy ({e}): {}", escaped(&p));
             }
         }
         if stale > 0 {
@@ -349,46 +344,25 @@ fn run_tag(args: TagArgs, device: &Device, log: &mut WriteLog) -> anyhow::Result
         })
         .collect();
     // Files whose analysis is cached for this model are not decoded again.
-    let (cached, to_decode): (Vec<PathBuf>, Vec<PathBuf>) = found
-        .iter()
-        .cloned()
-        .partition(|p| lib.cached_analysis(p, &model_id).ok().flatten().is_some());
-    progress.set_length(to_decode.len() as u64);
-    let mut ranked_of: Vec<(PathBuf, Result<Ranked, String>)> = cached
-        .into_iter()
-        .map(|p| {
-            let r = lib
-                .cached_analysis(&p, &model_id)
-                .ok()
-                .flatten()
-                .and_then(|j| serde_json::from_str::<StoredAnalysis>(&j).ok())
-                .map(|a| a.genres)
-                .ok_or_else(|| "cached analysis unreadable".to_string());
-            (p, r)
-        })
-        .collect();
-    for (path, patches) in decode_ahead(to_decode, PatchOptions::default()) {
-        let r = patches.map_err(|e| e.to_string()).map(|p| {
-            let stored = StoredAnalysis::from(&analyzer.analyze_patches(&path, p, 10));
-            if let Ok(j) = serde_json::to_string(&stored) {
-                let _ = lib.store_analysis(&path, &model_id, &j);
-            }
-            stored.genres
-        });
-        ranked_of.push((path, r));
-        progress.inc(1);
-    }
-    ranked_of.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut analysed: Vec<(PathBuf, Result<StoredAnalysis, String>)> = Vec::new();
+    Cached::new(&analyzer, &lib).get_or_analyse(found.clone(), |path, r, cached| {
+        if !cached {
+            progress.inc(1);
+        }
+        analysed.push((path, r.map_err(|e| e.to_string())));
+        true
+    });
+    analysed.sort_by(|a, b| a.0.cmp(&b.0));
 
-    for (path, ranked) in ranked_of {
-        let report = match ranked {
+    for (path, analysis) in analysed {
+        let report = match analysis {
             Err(e) => FileReport {
                 path,
                 status: "failed",
                 proposal: None,
                 error: Some(e),
             },
-            Ok(ranked) => match read_tags(&path) {
+            Ok(a) => match read_tags(&path) {
                 Err(e) => FileReport {
                     path,
                     status: "failed",
@@ -397,13 +371,21 @@ fn run_tag(args: TagArgs, device: &Device, log: &mut WriteLog) -> anyhow::Result
                 },
                 Ok(tags) => {
                     let refs: Vec<(&str, f32)> =
-                        ranked.iter().map(|(l, p)| (l.as_str(), *p)).collect();
-                    let proposal = policy.propose(&tags.genres, &refs);
+                        a.genres.iter().map(|(l, p)| (l.as_str(), *p)).collect();
+                    let mut proposal = policy.propose(&tags.genres, &refs);
+                    if let Verdict::Unsure { reason } = &a.verdict {
+                        // "Unsure" is an answer: nothing is written for this track.
+                        proposal.proposed = proposal.existing.clone();
+                        proposal.changes = false;
+                        proposal.skipped = true;
+                        proposal.reason = format!("unsure: {reason}");
+                    }
                     let (status, error) = match (proposal.skipped, proposal.changes, batch) {
+                        (true, _, _) if a.verdict.is_unsure() => ("unsure", None),
                         (true, _, _) => ("skipped", None),
                         (false, false, _) => ("unchanged", None),
                         (false, true, batch) => {
-                            let confidence = ranked.first().map_or(0.0, |r| r.1);
+                            let confidence = a.genres.first().map_or(0.0, |r| r.1);
                             let opts = write_opts(confidence);
                             write_one(&lib, batch, &path, &proposal, &opts, log)?
                         }
@@ -429,13 +411,15 @@ fn run_tag(args: TagArgs, device: &Device, log: &mut WriteLog) -> anyhow::Result
         serde_json::to_writer_pretty(
             &mut out,
             &serde_json::json!({
-                "schema": "genretag.tag/1",
+                "schema": "genretag.tag/2",
                 "write": args.write,
                 "batch": batch,
+                "model": {"id": model.id(), "name": model.name(), "threshold": analyzer.rule().threshold},
                 "files": reports,
                 "summary": {
                     "tagged": count("tagged"), "would_tag": count("would-tag"),
-                    "unchanged": count("unchanged"), "skipped": count("skipped"), "failed": failed,
+                    "unchanged": count("unchanged"), "skipped": count("skipped"),
+                    "unsure": count("unsure"), "failed": failed,
                 },
             }),
         )?;
@@ -452,6 +436,12 @@ fn run_tag(args: TagArgs, device: &Device, log: &mut WriteLog) -> anyhow::Result
             let shown = escaped(&r.path);
             match (&r.proposal, &r.error) {
                 (_, Some(e)) => writeln!(out, "{shown}\n  {}: {e}", r.status)?,
+                (Some(p), None) if r.status == "unsure" => writeln!(
+                    out,
+                    "{shown}\n  unsure: keeps {}  ({})",
+                    show(&p.existing),
+                    p.reason
+                )?,
                 (Some(p), None) => writeln!(
                     out,
                     "{shown}\n  {}: {} -> {}  ({})",
@@ -466,9 +456,10 @@ fn run_tag(args: TagArgs, device: &Device, log: &mut WriteLog) -> anyhow::Result
         let verb = if args.write { "tagged" } else { "would tag" };
         writeln!(
             out,
-            "{} {verb}, {} unchanged, {} skipped, {failed} failed{}",
+            "{} {verb}, {} unchanged, {} unsure (left as they are), {} skipped, {failed} failed{}",
             count("tagged") + count("would-tag"),
             count("unchanged"),
+            count("unsure"),
             count("skipped"),
             match batch {
                 Some(b) => format!(" (batch {b}; `genretag undo` reverts it)"),
