@@ -303,7 +303,10 @@ fn run_tag(args: TagArgs, device: &Device, log: &mut WriteLog) -> anyhow::Result
             let (removed, problems) = remove_stale_scratch(d);
             stale += removed;
             for (p, e) in problems {
-                eprintln!("warning: cannot remove a scratch copy ({e}): {}", escaped(&p));
+                eprintln!(
+                    "warning: cannot remove a scratch copy ({e}): {}",
+                    escaped(&p)
+                );
             }
         }
         if stale > 0 {
