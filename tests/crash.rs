@@ -91,9 +91,9 @@ fn issue3_issue14_kill_9_during_write_undo_and_two_writers_never_corrupts() {
     );
     let warm_ms = started.elapsed().as_millis() as u64;
     let calib = work.path().join("calib.txt");
-    let lines: String = genretag::Genre::ALL
+    let lines: String = crate::safety::model_labels()
         .iter()
-        .map(|g| format!("{} = Calibration\n", g.key()))
+        .map(|k| format!("{k} = Calibration\n"))
         .collect();
     std::fs::write(&calib, lines).expect("map");
     let time_one = std::time::Instant::now();
@@ -119,17 +119,19 @@ fn issue3_issue14_kill_9_during_write_undo_and_two_writers_never_corrupts() {
     // an undo round can bring back), the calibration run's, and each round's.
     let mut known: Vec<String> = vec!["Old".into(), "Calibration".into()];
     known.extend(
-        genretag::Genre::ALL
+        genretag::model::taxonomy::Taxonomy::shipped()
+            .genres
             .iter()
-            .map(|g| g.display_name().to_string()),
+            .map(|g| g.name.clone()),
     );
+    known.extend(genretag::Genre::ALL.iter().map(|g| g.display_name().to_string()));
     for round in 0..rounds {
         let kind = round % 3;
         let new_genre = format!("R{round}");
         let map = work.path().join(format!("map{round}.txt"));
-        let lines: String = genretag::Genre::ALL
+        let lines: String = crate::safety::model_labels()
             .iter()
-            .map(|g| format!("{} = {new_genre}\n", g.key()))
+            .map(|k| format!("{k} = {new_genre}\n"))
             .collect();
         std::fs::write(&map, lines).expect("map");
         known.push(new_genre.clone());
@@ -170,9 +172,9 @@ fn issue3_issue14_kill_9_during_write_undo_and_two_writers_never_corrupts() {
             _ => {
                 let other = work.path().join(format!("map{round}b.txt"));
                 let other_genre = format!("R{round}b");
-                let lines: String = genretag::Genre::ALL
+                let lines: String = crate::safety::model_labels()
                     .iter()
-                    .map(|g| format!("{} = {other_genre}\n", g.key()))
+                    .map(|k| format!("{k} = {other_genre}\n"))
                     .collect();
                 std::fs::write(&other, lines).expect("map");
                 known.push(other_genre);

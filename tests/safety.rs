@@ -49,12 +49,25 @@ fn text(out: &Output) -> String {
 /// gets exactly `[name]`).
 fn map_all(dir: &Path, name: &str) -> PathBuf {
     let map = dir.join(format!("map_{name}.txt"));
-    let lines: String = genretag::Genre::ALL
+    let lines: String = model_labels()
         .iter()
-        .map(|g| format!("{} = {name}\n", g.key()))
+        .map(|k| format!("{k} = {name}\n"))
         .collect();
     std::fs::write(&map, lines).expect("map");
     map
+}
+
+/// Every label a model may answer with: the shipped taxonomy's keys and GTZAN's.
+pub fn model_labels() -> Vec<String> {
+    let mut keys: Vec<String> = genretag::model::taxonomy::Taxonomy::shipped()
+        .genres
+        .iter()
+        .map(|g| g.key.to_lowercase())
+        .collect();
+    keys.extend(genretag::Genre::ALL.iter().map(|g| g.key().to_string()));
+    keys.sort();
+    keys.dedup();
+    keys
 }
 
 /// `genretag tag --write --min-prob 0 --map <name> --db db paths...`
