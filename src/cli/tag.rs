@@ -138,14 +138,23 @@ fn open_library(db: Option<PathBuf>) -> anyhow::Result<Library> {
 /// Take the library's writer lock for this command, saying so if another process has
 /// it (the wait then lasts until that process finishes its batch).
 fn lock_for_writing(lib: &Library) -> anyhow::Result<crate::library::db::WriteGuard<'_>> {
-    Ok(lib.write_lock_with(|holder| {
+    let guard = lib.write_lock_with(|holder| {
         let who = holder.map_or_else(|| "another process".to_string(), |p| format!("process {p}"));
         eprintln!(
             "waiting: {who} is writing tags with this library ({}); this run continues when it \
              finishes",
             lib.path().display()
         );
-    })?)
+    })?;
+    // Taking the lock settles what a holder killed mid-batch left.
+    let r = lib.last_recovery();
+    if r.settled > 0 {
+        eprintln!(
+            "settled {} interrupted write(s) left by the process this run waited for",
+            r.settled
+        );
+    }
+    Ok(guard)
 }
 
 /// What a `tag --write` run has written so far, to report on a fatal error.

@@ -6,8 +6,10 @@
 //! marked `done` (with the content hash afterwards) once it is. After a crash,
 //! [`Library::reconcile`] settles every `pending` row by reading the file (content
 //! unchanged -> `failed`, new genres -> `done`) and removes the scratch copies the dead
-//! writer left. `Library::open` runs that recovery itself whenever no other process is
-//! writing, so every command and the app start from a settled journal.
+//! writer left. Recovery runs whenever the library's writer lock is taken: so
+//! `Library::open` runs it when no other process is writing (every command and the app
+//! start from a settled journal), and a writer that waited for the lock settles what a
+//! holder killed mid-batch left before it writes anything itself.
 //!
 //! Paths are stored as BLOBs of their exact bytes ([`super::paths`]). The schema is
 //! versioned ([`super::schema`]).
@@ -200,6 +202,8 @@ pub struct Library {
     lock: RefCell<Option<LibraryLock>>,
     lock_depth: Cell<usize>,
     recovery: Recovery,
+    /// What the last acquisition of the writer lock recovered.
+    last_recovery: RefCell<Recovery>,
 }
 
 /// The library's writer lock (re-entrant within one [`Library`]); released when the
@@ -308,14 +312,24 @@ impl Library {
             lock: RefCell::new(None),
             lock_depth: Cell::new(0),
             recovery: Recovery::default(),
+            last_recovery: RefCell::new(Recovery::default()),
         };
-        lib.recovery = lib.recover()?;
+        let recovered = lib.try_write_lock()?.is_some();
+        if recovered {
+            lib.recovery = lib.last_recovery.take();
+        }
         Ok(lib)
     }
 
     /// What [`Library::open`] recovered from an earlier crash.
     pub fn recovery(&self) -> &Recovery {
         &self.recovery
+    }
+
+    /// What the last acquisition of the writer lock recovered (after waiting for a
+    /// process that may have died mid-batch).
+    pub fn last_recovery(&self) -> Recovery {
+        self.last_recovery.borrow().clone()
     }
 
     /// The database file.
@@ -356,23 +370,24 @@ impl Library {
 
     /// Take the library's writer lock, waiting while another process holds it.
     /// `waiting` is called once, with the holder's pid if known, before a wait.
-    /// Re-entrant: nested guards share the lock.
+    /// Re-entrant: nested guards share the lock. Taking it settles what an earlier
+    /// holder killed mid-batch left ([`Library::last_recovery`] says what).
     pub fn write_lock_with(
         &self,
         waiting: impl FnOnce(Option<u32>),
     ) -> Result<WriteGuard<'_>, DbError> {
-        if self.lock_depth.get() == 0 {
-            let lock = match LibraryLock::try_acquire(&self.lock_path).map_err(self.lock_err())? {
-                Some(l) => l,
-                None => {
-                    waiting(LibraryLock::holder(&self.lock_path));
-                    LibraryLock::acquire(&self.lock_path).map_err(self.lock_err())?
-                }
-            };
-            *self.lock.borrow_mut() = Some(lock);
+        if self.lock_depth.get() > 0 {
+            self.lock_depth.set(self.lock_depth.get() + 1);
+            return Ok(WriteGuard { lib: self });
         }
-        self.lock_depth.set(self.lock_depth.get() + 1);
-        Ok(WriteGuard { lib: self })
+        let lock = match LibraryLock::try_acquire(&self.lock_path).map_err(self.lock_err())? {
+            Some(l) => l,
+            None => {
+                waiting(LibraryLock::holder(&self.lock_path));
+                LibraryLock::acquire(&self.lock_path).map_err(self.lock_err())?
+            }
+        };
+        self.locked(lock)
     }
 
     /// [`Library::write_lock_with`] without a message.
@@ -382,14 +397,26 @@ impl Library {
 
     /// The writer lock if no other process holds it.
     pub fn try_write_lock(&self) -> Result<Option<WriteGuard<'_>>, DbError> {
-        if self.lock_depth.get() == 0 {
-            match LibraryLock::try_acquire(&self.lock_path).map_err(self.lock_err())? {
-                Some(l) => *self.lock.borrow_mut() = Some(l),
-                None => return Ok(None),
-            }
+        if self.lock_depth.get() > 0 {
+            self.lock_depth.set(self.lock_depth.get() + 1);
+            return Ok(Some(WriteGuard { lib: self }));
         }
-        self.lock_depth.set(self.lock_depth.get() + 1);
-        Ok(Some(WriteGuard { lib: self }))
+        match LibraryLock::try_acquire(&self.lock_path).map_err(self.lock_err())? {
+            Some(l) => self.locked(l).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The lock was just taken: hold it, and settle rows a dead holder left in flight
+    /// before anything else is written (otherwise a write over the same file would make
+    /// the dead holder's finished write look like it never happened).
+    fn locked(&self, lock: LibraryLock) -> Result<WriteGuard<'_>, DbError> {
+        *self.lock.borrow_mut() = Some(lock);
+        self.lock_depth.set(1);
+        let guard = WriteGuard { lib: self };
+        let recovery = self.settle_interrupted()?;
+        *self.last_recovery.borrow_mut() = recovery;
+        Ok(guard)
     }
 
     /// Start a batch of writes; returns its id.
@@ -601,16 +628,22 @@ impl Library {
     /// has the new genres is `done`. An `undoing` row whose file has the old genres is
     /// `undone`; otherwise the write is still in effect (`done`).
     pub fn reconcile(&self) -> Result<usize, DbError> {
-        let recovery = self.recover()?;
-        Ok(recovery.settled)
+        if self.lock_depth.get() > 0 {
+            // This process is the writer: its own rows are settled as it goes.
+            return Ok(self.settle_interrupted()?.settled);
+        }
+        match self.try_write_lock()? {
+            Some(_writer) => Ok(self.last_recovery.borrow().settled),
+            None => Ok(0),
+        }
     }
 
-    fn recover(&self) -> Result<Recovery, DbError> {
-        let mut recovery = Recovery::default();
-        let Some(_guard) = self.try_write_lock()? else {
-            return Ok(recovery);
+    /// Settle every row in flight; only called while holding the writer lock.
+    fn settle_interrupted(&self) -> Result<Recovery, DbError> {
+        let mut recovery = Recovery {
+            ran: true,
+            ..Recovery::default()
         };
-        recovery.ran = true;
         for e in self.journal(None)? {
             if let Some(scratch) = &e.scratch {
                 match super::lock::remove_if_stale(scratch) {
