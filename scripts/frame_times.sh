@@ -26,8 +26,13 @@ TAG_N=${3:-10000}
 BIG_N=${4:-50000}
 BIG_SECS=${5:-240}
 SRC=$(realpath ../shared/data/gtzan)
-cargo build --release --locked
-BIN=$(realpath target/release/genretag)
+# GENRETAG_BIN: an already built binary (e.g. target/debug/genretag) instead of a release build.
+if [ -n "${GENRETAG_BIN:-}" ]; then
+  BIN=$(realpath "$GENRETAG_BIN")
+else
+  cargo build --release --locked
+  BIN=$(realpath target/release/genretag)
+fi
 TMP=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$TMP"' EXIT
 # The app's settings go to a scratch folder, not the user's.

@@ -11,8 +11,13 @@ bash scripts/setup.sh --gui
 export PATH="$HOME/.cargo/bin:$PATH"
 MUSIC=$(realpath "${1:-../shared/data/gtzan}")
 RUN=${2:-}
-cargo build --release --locked
-BIN=$(realpath target/release/genretag)
+# GENRETAG_BIN: an already built binary (e.g. target/debug/genretag) instead of a release build.
+if [ -n "${GENRETAG_BIN:-}" ]; then
+  BIN=$(realpath "$GENRETAG_BIN")
+else
+  cargo build --release --locked
+  BIN=$(realpath target/release/genretag)
+fi
 TMP=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$TMP"' EXIT
 # The app's settings go to a scratch folder, not the user's.
@@ -25,7 +30,8 @@ fi
 MODEL=()
 [ -d models/default ] || MODEL=(--model "$RUN")
 export DISPLAY=:97
-Xvfb :97 -screen 0 1600x1000x24 >/dev/null 2>&1 &
+# Larger than the largest window, so the pointer can rest outside it (no stray tooltips).
+Xvfb :97 -screen 0 1700x1100x24 >/dev/null 2>&1 &
 sleep 2
 mkdir -p docs
 
@@ -51,6 +57,7 @@ shot() { # file view theme size seconds [more args]
   "$BIN" app --db "$TMP/library.sqlite3" --view "$view" --theme "$theme" --window-size "$size" \
     --run "$RUN" "${MODEL[@]}" "$@" &
   local pid=$!
+  xdotool mousemove 1690 1090 || true
   sleep "$secs"
   # No window manager: the window sits at the top left corner, without decorations.
   import -window root -crop "$size+0+0" +repage "$file"

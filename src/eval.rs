@@ -16,7 +16,6 @@ use crate::error::{Error, ModelError};
 use crate::model::GenreModel;
 use crate::model::calibration::{CalibrationSummary, TARGET_PRECISION, argmax};
 use crate::shift::Shift;
-use crate::train::dataset::Dataset;
 use crate::train::metrics::Metrics;
 use crate::train::report::{Prediction, Report, ShiftScore, robustness_markdown};
 use crate::train::run::{Source, SplitSpec};
@@ -209,7 +208,7 @@ pub fn evaluate(
         ));
     }
     if opts.stability {
-        notes.push(stability(&analyzer, &ds, &known, on_event)?);
+        notes.push(stability(&analyzer, &known, on_event)?);
     }
     let predictions = known
         .iter()
@@ -225,6 +224,16 @@ pub fn evaluate(
                 .collect(),
         })
         .collect();
+    let segment = {
+        let (mut sp, mut st) = (Vec::new(), Vec::new());
+        for s in &known {
+            for g in &s.analysis.segments {
+                sp.push(g.genre_probs.clone());
+                st.push(s.truth.unwrap_or(0));
+            }
+        }
+        Metrics::compute(&labels, &sp, &st)
+    };
     Ok(Report {
         schema: "genretag.report/1".into(),
         kind: "eval".into(),
@@ -245,7 +254,7 @@ pub fn evaluate(
         stop: String::new(),
         train_secs: 0.0,
         parameters: 0,
-        segment: track.clone(),
+        segment,
         track,
         predictions,
         calibration: Some(calibration),
@@ -259,8 +268,9 @@ fn robustness_table(
     known: &[&Scored],
     on_event: &mut (dyn FnMut(&Event) + Send),
 ) -> Vec<ShiftScore> {
+    /// One held-out track heard through a shift: probabilities, truth, answered, right.
+    type Outcome = (Vec<f32>, usize, bool, bool);
     let have_ffmpeg = crate::shift::have_ffmpeg();
-    let threshold = analyzer.rule().threshold;
     let mut rows = Vec::new();
     for shift in Shift::STANDARD {
         if shift.needs_ffmpeg() && !have_ffmpeg {
@@ -270,7 +280,7 @@ fn robustness_table(
             continue;
         }
         on_event(&Event::Log(format!("robustness: {shift}")));
-        let results: Vec<Option<(Vec<f32>, usize, bool, bool)>> = known
+        let results: Vec<Option<Outcome>> = known
             .par_iter()
             .map(|s| {
                 let a = if shift == Shift::Clean {
@@ -296,7 +306,6 @@ fn robustness_table(
             coverage: answered as f32 / ok.len().max(1) as f32,
             in_training: false,
         });
-        let _ = threshold;
     }
     rows
 }
@@ -305,7 +314,6 @@ fn robustness_table(
 /// outro): is the decision the genre, and the same as the clips' own majority?
 fn stability(
     analyzer: &Analyzer,
-    ds: &Dataset,
     known: &[&Scored],
     on_event: &mut (dyn FnMut(&Event) + Send),
 ) -> Result<String, Error> {
@@ -357,7 +365,6 @@ fn stability(
             ));
         }
     }
-    let _ = ds;
     Ok(format!(
         "**Long files** ({files} files, each {CLIPS} clips of one genre after 10 s of silence and before 15 s of noise): \
          top genre right on {right}, same as the clips' majority on {agree}, unsure on {unsure}.\n\n{}",

@@ -6,10 +6,13 @@ mod common;
 mod crash;
 mod datasets;
 mod decode;
+mod fuzz;
 #[cfg(feature = "gui")]
 mod gui;
 mod musicnn_golden;
+mod safety;
 mod scan;
+mod service;
 mod tags;
 mod training;
 mod trust;

@@ -197,8 +197,6 @@ fn issue5_train_eval_compare_ensemble_resume_search_cli() {
         .arg(&data)
         .arg("--model")
         .arg(&lr)
-        .arg("--cache")
-        .arg(&cache)
         .arg("--out")
         .arg(&ev)
         .output()

@@ -63,7 +63,7 @@ pub fn run(args: BenchArgs, device: &Device) -> anyhow::Result<u8> {
     } else {
         crate::ml::shipped::backbone(device)?
     };
-    let (files, _) = super::files::collect(std::slice::from_ref(&args.data));
+    let (files, _) = crate::library::files::collect(std::slice::from_ref(&args.data));
     anyhow::ensure!(!files.is_empty(), "no audio under {}", args.data.display());
     let sample: Vec<PathBuf> = files
         .iter()

@@ -5,7 +5,6 @@
 mod bench;
 mod classify;
 mod convert;
-pub mod files;
 mod scan;
 mod tag;
 mod train;
@@ -64,6 +63,8 @@ pub enum Command {
     /// Evaluate a model (default: the shipped one) on labelled music: accuracy, precision
     /// and coverage at its threshold, calibration; optionally robustness and long files.
     Eval(train::EvalArgs),
+    /// Render a run's report (tables, plots, reliability diagram) into another folder.
+    Report(train::ReportArgs),
     /// Compare runs side by side, with McNemar's test on their common test tracks.
     Compare(train::CompareArgs),
     /// Open the desktop app (the default with no subcommand), optionally on a folder.
@@ -97,6 +98,7 @@ pub fn main() -> ExitCode {
         Some(Command::Train(args)) => train::run(*args, &device),
         Some(Command::Eval(args)) => train::run_eval(args, &device),
         Some(Command::Compare(args)) => train::run_compare(args),
+        Some(Command::Report(args)) => train::run_report(args),
         Some(Command::Ensemble(args)) => train::run_ensemble(args, &device),
     };
     match result {

@@ -654,6 +654,33 @@ pub fn run_eval(a: EvalArgs, device: &Device) -> anyhow::Result<u8> {
     })
 }
 
+/// Arguments of `report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// A run or report folder (or its report.json).
+    pub run: PathBuf,
+    /// Where to write the tables and plots (never over the run's own files).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// `genretag report`: render a run's report (CSVs, plots, reliability diagram) again, into
+/// another folder.
+pub fn run_report(a: ReportArgs) -> anyhow::Result<u8> {
+    let r = Report::load(&a.run).map_err(anyhow::Error::msg)?;
+    let own = if a.run.is_dir() {
+        a.run.clone()
+    } else {
+        a.run.parent().unwrap_or(Path::new(".")).to_path_buf()
+    };
+    if std::path::absolute(&a.out).ok() == std::path::absolute(&own).ok() {
+        bail!("--out must not be the run's own folder ({})", own.display());
+    }
+    r.write(&a.out).map_err(anyhow::Error::msg)?;
+    print_summary(&r, &a.out);
+    Ok(EXIT_OK)
+}
+
 /// Arguments of `compare`.
 #[derive(Debug, Args)]
 pub struct CompareArgs {

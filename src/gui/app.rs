@@ -225,7 +225,8 @@ pub struct GenretagApp {
     pub(super) analysis: Analysis,
     pub(super) model: ModelState,
     pub(super) can_undo: bool,
-    pub(super) policy: TagPolicy,
+    /// Tagging rules of the preview.
+    pub policy: TagPolicy,
     /// Tag preview for the selection.
     pub preview: Vec<(PathBuf, Proposal)>,
     pub(super) previewing: Option<Job<Vec<(PathBuf, Proposal)>>>,

@@ -31,6 +31,29 @@ impl GenretagApp {
         self.progress_line(ui);
         self.filter_line(ui);
         let max = (ui.available_height() - 120.0).max(140.0);
+        if self.preview.is_empty() && self.previewing.is_none() {
+            // Nothing to preview yet: the controls and a hint only, so the table keeps
+            // the room (the resizable panel comes back, at its remembered height, with
+            // the preview).
+            egui::Panel::bottom("tagging-idle")
+                .show_separator_line(true)
+                // About its content (a row of controls and a hint), so the first frame
+                // is already right; it then takes its content's height.
+                .default_size(62.0)
+                .show(ui, |ui| self.tagging_ui(ui, false));
+        } else {
+            self.tagging_panel(ui, max);
+        }
+        // The table gets exactly the space left above the panel (and is clipped to it).
+        let rect = ui.available_rect_before_wrap();
+        ui.scope_builder(egui::UiBuilder::new().max_rect(rect), |ui| {
+            ui.set_clip_rect(rect.intersect(ui.clip_rect()));
+            self.table_ui(ui);
+        });
+    }
+
+    /// The resizable tagging panel with the preview, at the height the user chose.
+    fn tagging_panel(&mut self, ui: &mut egui::Ui, max: f32) {
         let resp = egui::Panel::bottom("tagging")
             .resizable(true)
             .show_separator_line(true)
@@ -40,18 +63,12 @@ impl GenretagApp {
                     .clamp(140.0, (ui.available_height() * 0.38).max(140.0)),
             )
             .size_range(140.0..=max)
-            .show(ui, |ui| self.tagging_ui(ui));
+            .show(ui, |ui| self.tagging_ui(ui, true));
         // Remember the height the user dragged it to (restored on the next start).
         let h = resp.response.rect.height();
         if (h - self.settings.preview_height).abs() > 1.0 && h >= 140.0 {
             self.settings.preview_height = h;
         }
-        // The table gets exactly the space left above the panel (and is clipped to it).
-        let rect = ui.available_rect_before_wrap();
-        ui.scope_builder(egui::UiBuilder::new().max_rect(rect), |ui| {
-            ui.set_clip_rect(rect.intersect(ui.clip_rect()));
-            self.table_ui(ui);
-        });
     }
 
     /// First start: say what the app does and the three ways to open a folder.
@@ -496,15 +513,18 @@ impl GenretagApp {
         }
     }
 
-    fn tagging_ui(&mut self, ui: &mut egui::Ui) {
+    /// The tagging controls and the preview; `resizable`: shown in the resizable panel.
+    fn tagging_ui(&mut self, ui: &mut egui::Ui, resizable: bool) {
         ui.add_space(2.0);
-        // A visible grip on the resize edge.
-        let (grip, _) =
-            ui.allocate_exact_size(egui::vec2(ui.available_width(), 6.0), egui::Sense::hover());
-        let c = text_colours(ui.visuals()).bar_outline;
-        for dx in [-10.0, 0.0, 10.0] {
-            ui.painter()
-                .circle_filled(grip.center() + egui::vec2(dx, 0.0), 2.0, c);
+        if resizable {
+            // A visible grip on the resize edge.
+            let (grip, _) =
+                ui.allocate_exact_size(egui::vec2(ui.available_width(), 6.0), egui::Sense::hover());
+            let c = text_colours(ui.visuals()).bar_outline;
+            for dx in [-10.0, 0.0, 10.0] {
+                ui.painter()
+                    .circle_filled(grip.center() + egui::vec2(dx, 0.0), 2.0, c);
+            }
         }
         ui.horizontal_wrapped(|ui| {
             ui.strong("Tagging");
@@ -577,7 +597,9 @@ impl GenretagApp {
                 )
                 .weak(),
             );
-            ui.allocate_space(ui.available_size());
+            if resizable {
+                ui.allocate_space(ui.available_size());
+            }
             return;
         }
         let colours = text_colours(ui.visuals());

@@ -260,7 +260,21 @@ impl CalibrationSummary {
         target_precision: f32,
     ) -> Self {
         let after: Vec<Vec<f32>> = raw.iter().map(|p| cal.apply(p)).collect();
-        let (precision, coverage) = precision_coverage(&after, truth, threshold);
+        Self::from_parts(source, raw, &after, truth, cal, threshold, target_precision)
+    }
+
+    /// Summarise held-out probabilities before calibration (`before`) and after all of it
+    /// (`after`: for the default model, the fitted fusion and the temperature).
+    pub fn from_parts(
+        source: &str,
+        before: &[Vec<f32>],
+        after: &[Vec<f32>],
+        truth: &[usize],
+        cal: Calibration,
+        threshold: f32,
+        target_precision: f32,
+    ) -> Self {
+        let (precision, coverage) = precision_coverage(after, truth, threshold);
         let right = after
             .iter()
             .zip(truth)
@@ -269,14 +283,14 @@ impl CalibrationSummary {
         Self {
             source: source.to_string(),
             temperature: cal.temperature,
-            ece_before: ece(raw, truth),
-            ece_after: ece(&after, truth),
+            ece_before: ece(before, truth),
+            ece_after: ece(after, truth),
             threshold,
             target_precision,
             precision,
             coverage,
             accuracy: right as f32 / truth.len().max(1) as f32,
-            bins: reliability(&after, truth, 10),
+            bins: reliability(after, truth, 10),
             tracks: truth.len(),
         }
     }

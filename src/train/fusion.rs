@@ -285,16 +285,8 @@ impl Novelty {
         // power iteration with deflation.
         let mut cov = vec![vec![0.0f64; d]; d];
         for r in &z {
-            for i in 0..d {
-                let ri = r[i];
-                for j in i..d {
-                    cov[i][j] += ri * r[j] / n;
-                }
-            }
-        }
-        for i in 0..d {
-            for j in 0..i {
-                cov[i][j] = cov[j][i];
+            for (row, &ri) in cov.iter_mut().zip(r) {
+                row.iter_mut().zip(r).for_each(|(c, &rj)| *c += ri * rj / n);
             }
         }
         let k = dims.min(d).min(embeddings.len().saturating_sub(1)).max(1);

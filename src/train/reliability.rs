@@ -17,26 +17,44 @@ pub fn plot_reliability(c: &CalibrationSummary, title: &str, path: &Path) -> Plo
         FontStyle::Normal,
         epaint_default_fonts::UBUNTU_LIGHT,
     );
-    let root = BitMapBackend::new(path, (640, 600)).into_drawing_area();
+    let root = BitMapBackend::new(path, (680, 640)).into_drawing_area();
     root.fill(&WHITE)?;
-    let caption = format!(
-        "{title}\nECE {:.3} -> {:.3} (T = {:.2}); threshold {:.2}: precision {}, coverage {:.0} %",
-        c.ece_before,
-        c.ece_after,
-        c.temperature,
-        c.threshold,
-        c.precision
-            .map_or("-".into(), |p| format!("{:.1} %", p * 100.0)),
-        c.coverage * 100.0
-    );
-    let mut chart = ChartBuilder::on(&root)
-        .caption(caption, ("sans-serif", 15))
+    // Two lines above the chart: what it is, then the numbers.
+    let (head, body) = root.split_vertically(52);
+    let shorten = |s: &str, n: usize| -> String {
+        if s.chars().count() <= n {
+            s.to_string()
+        } else {
+            format!("{}…", s.chars().take(n - 1).collect::<String>())
+        }
+    };
+    head.draw(&Text::new(
+        shorten(&format!("Reliability: {title}"), 80),
+        (12, 6),
+        ("sans-serif", 16),
+    ))?;
+    head.draw(&Text::new(
+        format!(
+            "ECE {:.3} -> {:.3} (T = {:.2}); threshold {:.2}: precision {}, coverage {:.0} %; {} tracks",
+            c.ece_before,
+            c.ece_after,
+            c.temperature,
+            c.threshold,
+            c.precision.map_or("-".into(), |p| format!("{:.1} %", p * 100.0)),
+            c.coverage * 100.0,
+            c.tracks
+        ),
+        (12, 28),
+        ("sans-serif", 13),
+    ))?;
+    let mut chart = ChartBuilder::on(&body)
         .margin(16)
         .x_label_area_size(44)
         .y_label_area_size(54)
         .build_cartesian_2d(0f32..1f32, 0f32..1f32)?;
     chart
         .configure_mesh()
+        .light_line_style(WHITE)
         .x_desc("confidence (calibrated top probability)")
         .y_desc("accuracy")
         .axis_desc_style(("sans-serif", 15))

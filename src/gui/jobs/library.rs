@@ -292,8 +292,10 @@ impl LibraryWorker {
                 return;
             }
         };
-        // A crash may have left writes in flight: settle them before anything else.
-        match lib.reconcile() {
+        // A crash may have left writes in flight: opening the library settles them when
+        // it gets the writer lock, else (another writer held it) settle them now.
+        let at_open = lib.recovery().settled;
+        match lib.reconcile().map(|n| n + at_open) {
             Ok(0) => {}
             Ok(n) => self.send(LibEvent::Reconciled(n)),
             Err(e) => self.send(LibEvent::Error(format!(
