@@ -29,9 +29,12 @@ fi
 # The library is analysed with the shipped model when it is there, else with the run's.
 MODEL=()
 [ -d models/default ] || MODEL=(--model "$RUN")
-export DISPLAY=:97
+# A display nobody else uses (other checkouts may run this script at the same time).
+d=97
+while [ -e "/tmp/.X$d-lock" ] || [ -e "/tmp/.X11-unix/X$d" ]; do d=$((d + 1)); done
+export DISPLAY=:$d
 # Larger than the largest window, so the pointer can rest outside it (no stray tooltips).
-Xvfb :97 -screen 0 1700x1100x24 >/dev/null 2>&1 &
+Xvfb "$DISPLAY" -screen 0 1700x1100x24 >/dev/null 2>&1 &
 sleep 2
 mkdir -p docs
 
@@ -59,6 +62,16 @@ shot() { # file view theme size seconds [more args]
   local pid=$!
   xdotool mousemove 1690 1090 || true
   sleep "$secs"
+  if ! kill -0 "$pid" 2>/dev/null; then
+    # The app could not start (e.g. the X server refused a connection under load):
+    # never capture an empty screen; try once more.
+    echo "retrying $file"
+    "$BIN" app --db "$TMP/library.sqlite3" --view "$view" --theme "$theme" \
+      --window-size "$size" --run "$RUN" "${MODEL[@]}" "$@" &
+    pid=$!
+    sleep "$secs"
+    kill -0 "$pid" 2>/dev/null || { echo "the app did not start for $file" >&2; exit 1; }
+  fi
   # No window manager: the window sits at the top left corner, without decorations.
   import -window root -crop "$size+0+0" +repage "$file"
   kill "$pid" 2>/dev/null || true

@@ -501,9 +501,25 @@ impl GenretagApp {
             };
         }
         if let Some(r) = &self.training.report {
-            widgets::confusion(ui, &r.labels, &r.track, self.training.normalise);
-            ui.add_space(8.0);
-            widgets::per_class_table(ui, &r.track);
+            if ui.available_width() >= 1000.0 {
+                // A wide window: the per-class table beside the matrix, not below it
+                // (the matrix's cells stop growing at 48 px, so the room is there).
+                ui.horizontal_top(|ui| {
+                    ui.vertical(|ui| {
+                        ui.set_max_width(ui.available_width() - 320.0);
+                        widgets::confusion(ui, &r.labels, &r.track, self.training.normalise);
+                    });
+                    ui.add_space(24.0);
+                    ui.vertical(|ui| {
+                        ui.add_space(20.0);
+                        widgets::per_class_table(ui, &r.track);
+                    });
+                });
+            } else {
+                widgets::confusion(ui, &r.labels, &r.track, self.training.normalise);
+                ui.add_space(8.0);
+                widgets::per_class_table(ui, &r.track);
+            }
             ui.add_space(8.0);
         }
         widgets::curves(ui, &self.training.curves);
