@@ -175,6 +175,8 @@ fn analysis(top: &str, p: f32, verdict: Verdict) -> RowAnalysis {
         listened_s: 4.0,
         active_s: 4.0,
         novelty: None,
+        total_patches: 1,
+        warnings: Vec::new(),
     };
     RowAnalysis::from_stored(&stored, &labels())
 }

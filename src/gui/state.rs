@@ -1082,6 +1082,8 @@ mod tests {
             listened_s: 30.0,
             active_s: 30.0,
             novelty: None,
+            total_patches: 10,
+            warnings: Vec::new(),
         }
     }
 

@@ -263,8 +263,10 @@ impl GenretagApp {
             }
             self.track.live_frame = Some(frame);
         }
+        // Taller spectrograms in a taller window (the visible part of the scroll area).
+        let room = ui.clip_rect().height();
         if let Some(tex) = &self.track.live {
-            widgets::live_spectrogram(ui, tex, 140.0);
+            widgets::live_spectrogram(ui, tex, (room * 0.22).clamp(140.0, 260.0));
         }
         ui.label(RichText::new("Whole track (click to seek)").small());
         let tex = self.track.overview.get_or_insert_with(|| {
@@ -274,7 +276,7 @@ impl GenretagApp {
                 egui::TextureOptions::LINEAR,
             )
         });
-        if let Some(seek) = widgets::overview(ui, tex, pos, dur, 70.0) {
+        if let Some(seek) = widgets::overview(ui, tex, pos, dur, (room * 0.11).clamp(70.0, 130.0)) {
             self.player.seek(seek);
         }
     }

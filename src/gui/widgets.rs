@@ -328,7 +328,8 @@ pub fn curves(ui: &mut egui::Ui, h: &[EpochStats]) {
             });
         Plot::new("accuracy")
             .height(height)
-            .legend(Legend::default())
+            // Accuracy climbs towards the top right: the legend goes below it.
+            .legend(Legend::default().position(egui_plot::Corner::RightBottom))
             .x_axis_label("epoch")
             .y_axis_label("accuracy")
             .include_y(0.0)
