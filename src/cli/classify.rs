@@ -440,6 +440,17 @@ fn run_classify(args: ClassifyArgs, device: &Device) -> anyhow::Result<u8> {
         return Ok(EXIT_FATAL);
     }
     let cache = open_cache(&args);
+    // `--json` lists tracks in input order (unreadable paths first); answers from the
+    // cache arrive before fresh ones, so remember each file's place.
+    let order: std::collections::HashMap<PathBuf, usize> = if args.json {
+        found
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.clone(), i + 1))
+            .collect()
+    } else {
+        Default::default()
+    };
 
     let progress = indicatif::ProgressBar::with_draw_target(
         Some(found.len() as u64),
@@ -517,8 +528,7 @@ fn run_classify(args: ClassifyArgs, device: &Device) -> anyhow::Result<u8> {
     let (from_cache, analysed) = (summary.cached, summary.analysed);
     if args.json {
         let mut tracks = kept;
-        // Cached files come first from the cache; the document lists input order.
-        tracks.sort_by(|a, b| a.path.cmp(&b.path));
+        tracks.sort_by_key(|t| order.get(&t.path).copied().unwrap_or(0));
         let report = JsonReport {
             schema: SCHEMA,
             model: model_line,
