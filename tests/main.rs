@@ -9,6 +9,7 @@ mod decode;
 #[cfg(feature = "gui")]
 mod gui;
 mod musicnn_golden;
+mod precision;
 mod scan;
 mod tags;
 mod training;
