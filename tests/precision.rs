@@ -18,9 +18,7 @@ fn write_wav(path: &Path, samples: &[f32], rate: u32) {
     data.extend_from_slice(b"RIFF");
     data.extend_from_slice(&(36 + 2 * n).to_le_bytes());
     data.extend_from_slice(b"WAVEfmt ");
-    for v in [16u32] {
-        data.extend_from_slice(&v.to_le_bytes());
-    }
+    data.extend_from_slice(&16u32.to_le_bytes());
     for v in [1u16, 1] {
         data.extend_from_slice(&v.to_le_bytes());
     }
@@ -88,7 +86,7 @@ fn generated_tracks(dir: &Path) -> Vec<std::path::PathBuf> {
     let bass: Vec<f32> = (0..n)
         .map(|i| {
             let t = i as f32 / rate as f32;
-            let f = if (t * 0.5) as usize % 2 == 0 {
+            let f = if ((t * 0.5) as usize).is_multiple_of(2) {
                 55.0
             } else {
                 73.4

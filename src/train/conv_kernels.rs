@@ -47,8 +47,21 @@ macro_rules! wide_fn {
     };
 }
 
-/// Floats of im2col tile per GEMM (about 256 KiB: with the output tile, inside L2).
-const TILE_FLOATS: usize = 64 * 1024;
+/// Floats of im2col tile per GEMM (512 KiB: with the output tile, inside L2).
+const TILE_FLOATS: usize = 128 * 1024;
+/// Fewest positions (GEMM columns) per tile: below this the GEMM's packing of the weights
+/// dominates (small late-layer images are grouped instead).
+const MIN_TILE_COLS: usize = 512;
+
+/// How a block's work is cut into GEMM tiles: groups of whole images (small planes), or
+/// tiles of `rows` rows of one image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Plan {
+    /// Images per tile (1 for row tiles).
+    group: usize,
+    /// Rows per tile (`h` for image groups); a multiple of the pooling height.
+    rows: usize,
+}
 
 /// Geometry of one block: input `[b, cin, h, w]`, 3x3 kernel, stride 1, zero padding 1,
 /// output `[b, cout, h, w]` before pooling and `[b, cout, h / ph, w / pw]` after a
@@ -97,11 +110,26 @@ impl BlockShape {
         self.b * self.cout * self.oh() * self.ow()
     }
 
-    /// Rows per tile: as many as keep the im2col tile near [`TILE_FLOATS`], a multiple
-    /// of the pooling height so that no window straddles two tiles.
-    fn tile_rows(&self) -> usize {
-        let rows = (TILE_FLOATS / (self.k() * self.w).max(1)).max(1);
-        (rows / self.ph * self.ph).max(self.ph).min(self.h.max(1))
+    /// The tiling: about [`TILE_FLOATS`] of im2col per tile but at least
+    /// [`MIN_TILE_COLS`] positions; whole images are grouped when several fit, keeping at
+    /// least two groups per thread; otherwise row tiles whose height is a multiple of the
+    /// pooling height (no window straddles two tiles).
+    fn plan(&self) -> Plan {
+        let target = (TILE_FLOATS / self.k().max(1)).max(MIN_TILE_COLS);
+        let p = self.plane().max(1);
+        if target >= 2 * p && self.b > 1 {
+            let threads = rayon::current_num_threads().max(1);
+            let most = (self.b / (2 * threads)).max(1);
+            return Plan {
+                group: (target / p).min(most).max(1),
+                rows: self.h,
+            };
+        }
+        let rows = (target / self.w.max(1)).max(1);
+        Plan {
+            group: 1,
+            rows: (rows / self.ph * self.ph).max(self.ph).min(self.h.max(1)),
+        }
     }
 }
 
@@ -136,16 +164,23 @@ impl Affine {
     }
 }
 
-/// `col[(ci, kh, kw)][(r, x)] = input[ci][h0 + r + kh - 1][x + kw - 1]` (zero outside) for
-/// `rows` output rows starting at `h0`; `col` is `[cin * 9, rows * w]`.
-fn im2col(img: &[f32], s: &BlockShape, h0: usize, rows: usize, col: &mut [f32]) {
+/// `col[(ci, kh, kw)][off + (r, x)] = input[ci][h0 + r + kh - 1][x + kw - 1]` (zero
+/// outside) for `rows` output rows starting at `h0`; `col` has `cin * 9` rows of `ld`
+/// values, this image's columns starting at `off`.
+fn im2col(
+    img: &[f32],
+    s: &BlockShape,
+    (h0, rows): (usize, usize),
+    col: &mut [f32],
+    (ld, off): (usize, usize),
+) {
     let (h, w) = (s.h, s.w);
     let n = rows * w;
     for ci in 0..s.cin {
         let plane = &img[ci * h * w..(ci + 1) * h * w];
         for kh in 0..3 {
             for kw in 0..3 {
-                let dst = &mut col[((ci * 3 + kh) * 3 + kw) * n..][..n];
+                let dst = &mut col[((ci * 3 + kh) * 3 + kw) * ld + off..][..n];
                 for r in 0..rows {
                     let d = &mut dst[r * w..(r + 1) * w];
                     let src_row = (h0 + r + kh).checked_sub(1).filter(|&y| y < h);
@@ -172,14 +207,20 @@ fn im2col(img: &[f32], s: &BlockShape, h0: usize, rows: usize, col: &mut [f32]) 
 }
 
 /// The adjoint of [`im2col`]: add `col` back into the input-shaped `img`.
-fn col2im_add(col: &[f32], s: &BlockShape, h0: usize, rows: usize, img: &mut [f32]) {
+fn col2im_add(
+    col: &[f32],
+    s: &BlockShape,
+    (h0, rows): (usize, usize),
+    img: &mut [f32],
+    (ld, off): (usize, usize),
+) {
     let (h, w) = (s.h, s.w);
     let n = rows * w;
     for ci in 0..s.cin {
         let plane = &mut img[ci * h * w..(ci + 1) * h * w];
         for kh in 0..3 {
             for kw in 0..3 {
-                let src = &col[((ci * 3 + kh) * 3 + kw) * n..][..n];
+                let src = &col[((ci * 3 + kh) * 3 + kw) * ld + off..][..n];
                 for r in 0..rows {
                     let Some(y) = (h0 + r + kh).checked_sub(1).filter(|&y| y < h) else {
                         continue;
@@ -281,6 +322,36 @@ fn matmul(
     }
 }
 
+/// Convolution outputs kept for the backward pass are the only buffers here above glibc's
+/// largest mmap threshold (32 MiB: the first block's output is 34-68 MiB): allocated
+/// fresh each step, each would be a new mapping whose pages fault in one by one. Freed
+/// ones wait here for the next step instead (a couple at most).
+static CONV_POOL: std::sync::Mutex<Vec<Vec<f32>>> = std::sync::Mutex::new(Vec::new());
+/// Buffers the pool keeps.
+const POOL_KEEP: usize = 4;
+
+/// A buffer of `len` floats whose contents are unspecified (every value is written
+/// before it is read): a pooled one when one is large enough.
+fn conv_buffer(len: usize) -> Vec<f32> {
+    let pooled = CONV_POOL.lock().ok().and_then(|mut pool| {
+        let best = pool
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| v.capacity() >= len)
+            .min_by_key(|(_, v)| v.capacity())
+            .map(|(i, _)| i)?;
+        Some(pool.swap_remove(best))
+    });
+    match pooled {
+        Some(mut v) => {
+            v.resize(len, 0.0);
+            v.truncate(len);
+            v
+        }
+        None => vec![0.0; len],
+    }
+}
+
 /// What the forward pass keeps for the backward pass.
 #[derive(Debug, Clone, Default)]
 pub struct Saved {
@@ -298,6 +369,17 @@ pub struct SavedRef<'a> {
     pub conv: &'a [f32],
     /// See [`Saved::arg`].
     pub arg: &'a [u8],
+}
+
+impl Drop for Saved {
+    fn drop(&mut self) {
+        if self.conv.capacity() >= (1 << 20)
+            && let Ok(mut pool) = CONV_POOL.lock()
+            && pool.len() < POOL_KEEP
+        {
+            pool.push(std::mem::take(&mut self.conv));
+        }
+    }
 }
 
 impl Saved {
@@ -319,45 +401,80 @@ pub fn conv_forward(
     s: &BlockShape,
 ) -> (Vec<f32>, Vec<f64>, Vec<f64>) {
     let (p, k, co) = (s.plane(), s.k(), s.cout);
-    let mut y = vec![0.0f32; s.b * co * p];
-    let parallel_gemm = s.b < rayon::current_num_threads();
+    let plan = s.plan();
+    let mut y = conv_buffer(s.b * co * p);
+    let parallel_gemm = s.b.div_ceil(plan.group) < rayon::current_num_threads();
     let stats = y
-        .par_chunks_mut(co * p)
+        .par_chunks_mut(plan.group * co * p)
         .enumerate()
-        .map_init(Vec::new, |col, (bi, yb)| {
-            let img = &x[bi * s.cin * p..(bi + 1) * s.cin * p];
-            let tr = s.tile_rows();
-            let (mut sum, mut sq) = (vec![0.0f64; co], vec![0.0f64; co]);
-            let mut h0 = 0;
-            while h0 < s.h {
-                let rows = tr.min(s.h - h0);
-                let n = rows * s.w;
-                col.resize(k * n, 0.0);
-                im2col(img, s, h0, rows, col);
-                let dst = &mut yb[h0 * s.w..];
-                matmul(
-                    (co, n, k),
-                    dst,
-                    p,
-                    false,
-                    weight,
-                    k,
-                    false,
-                    col,
-                    n,
-                    false,
-                    parallel_gemm,
-                );
-                for c in 0..co {
-                    let row = &mut yb[c * p + h0 * s.w..c * p + h0 * s.w + n];
-                    let (s1, s2) = add_then_sums(row, bias[c]);
-                    sum[c] += s1;
-                    sq[c] += s2;
+        .map_init(
+            || (Vec::new(), Vec::new()),
+            |(col, tile), (ci, ys)| {
+                let (b0, gi) = (ci * plan.group, ys.len() / (co * p));
+                let (mut sum, mut sq) = (vec![0.0f64; co], vec![0.0f64; co]);
+                let mut h0 = 0;
+                while h0 < s.h {
+                    let rows = plan.rows.min(s.h - h0);
+                    let n1 = rows * s.w;
+                    let n = gi * n1;
+                    col.resize(k * n, 0.0);
+                    for g in 0..gi {
+                        let img = &x[(b0 + g) * s.cin * p..(b0 + g + 1) * s.cin * p];
+                        im2col(img, s, (h0, rows), col, (n, g * n1));
+                    }
+                    if gi == 1 {
+                        // Straight into the output's rows.
+                        let dst = &mut ys[h0 * s.w..];
+                        let shape = (co, n, k);
+                        matmul(
+                            shape,
+                            dst,
+                            p,
+                            false,
+                            weight,
+                            k,
+                            false,
+                            col,
+                            n,
+                            false,
+                            parallel_gemm,
+                        );
+                    } else {
+                        tile.resize(co * n, 0.0);
+                        let shape = (co, n, k);
+                        matmul(
+                            shape,
+                            tile,
+                            n,
+                            false,
+                            weight,
+                            k,
+                            false,
+                            col,
+                            n,
+                            false,
+                            parallel_gemm,
+                        );
+                        for g in 0..gi {
+                            for c in 0..co {
+                                ys[(g * co + c) * p..(g * co + c + 1) * p]
+                                    .copy_from_slice(&tile[c * n + g * n1..c * n + (g + 1) * n1]);
+                            }
+                        }
+                    }
+                    for g in 0..gi {
+                        for c in 0..co {
+                            let at = (g * co + c) * p + h0 * s.w;
+                            let (s1, s2) = add_then_sums(&mut ys[at..at + n1], bias[c]);
+                            sum[c] += s1;
+                            sq[c] += s2;
+                        }
+                    }
+                    h0 += rows;
                 }
-                h0 += rows;
-            }
-            (sum, sq)
-        })
+                (sum, sq)
+            },
+        )
         .reduce(
             || (vec![0.0f64; co], vec![0.0f64; co]),
             |(mut a, mut b), (c, d)| {
@@ -484,26 +601,33 @@ pub fn conv_affine_relu_pool(
     let (p, k, co) = (s.plane(), s.k(), s.cout);
     let (oh, ow) = (s.oh(), s.ow());
     let per_out = co * oh * ow;
+    let plan = s.plan();
     let mut out = vec![0.0f32; s.out_len()];
     let mut arg = vec![0u8; s.out_len()];
-    let parallel_gemm = s.b < rayon::current_num_threads();
-    out.par_chunks_mut(per_out.max(1))
-        .zip(arg.par_chunks_mut(per_out.max(1)))
+    let parallel_gemm = s.b.div_ceil(plan.group) < rayon::current_num_threads();
+    let chunk = (plan.group * per_out).max(1);
+    out.par_chunks_mut(chunk)
+        .zip(arg.par_chunks_mut(chunk))
         .enumerate()
         .for_each_init(
             || (Vec::new(), Vec::new()),
-            |(col, tile), (bi, (ob, gb))| {
-                let img = &x[bi * s.cin * p..(bi + 1) * s.cin * p];
-                let tr = s.tile_rows();
+            |(col, tile), (ci, (os, gs))| {
+                let b0 = ci * plan.group;
+                let gi = plan.group.min(s.b - b0);
                 let mut h0 = 0;
                 while h0 < s.h {
-                    let rows = tr.min(s.h - h0);
-                    let n = rows * s.w;
+                    let rows = plan.rows.min(s.h - h0);
+                    let n1 = rows * s.w;
+                    let n = gi * n1;
                     col.resize(k * n, 0.0);
                     tile.resize(co * n, 0.0);
-                    im2col(img, s, h0, rows, col);
+                    for g in 0..gi {
+                        let img = &x[(b0 + g) * s.cin * p..(b0 + g + 1) * s.cin * p];
+                        im2col(img, s, (h0, rows), col, (n, g * n1));
+                    }
+                    let shape = (co, n, k);
                     matmul(
-                        (co, n, k),
+                        shape,
                         tile,
                         n,
                         false,
@@ -517,12 +641,14 @@ pub fn conv_affine_relu_pool(
                     );
                     let sub = BlockShape { h: rows, ..*s };
                     let (r0, rn) = (h0 / s.ph, rows / s.ph);
-                    for c in 0..co {
-                        let t = &mut tile[c * n..(c + 1) * n];
-                        add(t, bias[c]);
-                        let o = &mut ob[c * oh * ow + r0 * ow..][..rn * ow];
-                        let g = &mut gb[c * oh * ow + r0 * ow..][..rn * ow];
-                        pool_plane(t, affine.a[c], affine.c[c], &sub, o, g);
+                    for g in 0..gi {
+                        for c in 0..co {
+                            let t = &mut tile[c * n + g * n1..c * n + (g + 1) * n1];
+                            add(t, bias[c]);
+                            let at = g * per_out + c * oh * ow + r0 * ow;
+                            let (o, a) = (&mut os[at..at + rn * ow], &mut gs[at..at + rn * ow]);
+                            pool_plane(t, affine.a[c], affine.c[c], &sub, o, a);
+                        }
                     }
                     h0 += rows;
                 }
@@ -632,14 +758,16 @@ pub fn block_backward(
     } else {
         Vec::new()
     };
-    let parallel_gemm = s.b < rayon::current_num_threads();
-    let dx_chunk = if want_x { s.cin * p } else { 1 };
-    let images: Vec<(usize, &mut [f32])> = if want_x {
-        dx.chunks_mut(dx_chunk).enumerate().collect()
+    let plan = s.plan();
+    let parallel_gemm = s.b.div_ceil(plan.group) < rayon::current_num_threads();
+    let chunks: Vec<(usize, &mut [f32])> = if want_x {
+        dx.chunks_mut(plan.group * s.cin * p).enumerate().collect()
     } else {
-        (0..s.b).map(|bi| (bi, <&mut [f32]>::default())).collect()
+        (0..s.b.div_ceil(plan.group))
+            .map(|ci| (ci, <&mut [f32]>::default()))
+            .collect()
     };
-    let (dw, db) = images
+    let (dw, db) = chunks
         .into_par_iter()
         .fold(
             || {
@@ -651,46 +779,58 @@ pub fn block_backward(
                     Vec::new(),
                 )
             },
-            |(mut dw, mut db, mut col, mut dy, mut dcol), (bi, dxb)| {
-                let img = &x[bi * s.cin * p..(bi + 1) * s.cin * p];
-                let tr = s.tile_rows();
+            |(mut dw, mut db, mut col, mut dy, mut dcol), (ci, dxs)| {
+                let b0 = ci * plan.group;
+                let gi = plan.group.min(s.b - b0);
                 let mut h0 = 0;
                 while h0 < s.h {
-                    let rows = tr.min(s.h - h0);
-                    let n = rows * s.w;
+                    let rows = plan.rows.min(s.h - h0);
+                    let n1 = rows * s.w;
+                    let n = gi * n1;
                     // The gradient at the convolution's output, this tile.
-                    dy.clear();
+                    // Batch norm's gradient writes every value; without it, the
+                    // winners' contributions are added to zeros.
+                    if bn.is_none() {
+                        dy.clear();
+                    }
                     dy.resize(co * n, 0.0f32);
-                    for c in 0..co {
-                        let t = &mut dy[c * n..(c + 1) * n];
-                        let scale = match bn {
-                            Some(st) => {
-                                let a = st.gamma[c] * st.inv_std[c];
-                                let y = &saved.conv[(bi * co + c) * p + h0 * s.w..][..n];
-                                let (m, is) = (st.mean[c], st.inv_std[c]);
-                                let (mg, mgx) = (mean_g[c], mean_gx[c]);
-                                // -a * (mg + (v - m) * is * mgx), as one multiply-add.
-                                affine_into(t, y, -a * is * mgx, -a * (mg - m * is * mgx));
-                                a
-                            }
-                            None => fixed_scale[c],
-                        };
-                        let o0 = bi * per_out + c * oh * ow;
-                        let (r0, r1) = (h0 / s.ph, (h0 + rows) / s.ph);
-                        scatter_winners(
-                            t,
-                            &saved.arg[o0 + r0 * ow..o0 + r1 * ow],
-                            &dout[o0 + r0 * ow..o0 + r1 * ow],
-                            s,
-                            scale,
-                        );
-                        db[c] += sums(t).0;
+                    for g in 0..gi {
+                        let bi = b0 + g;
+                        for c in 0..co {
+                            let t = &mut dy[c * n + g * n1..c * n + (g + 1) * n1];
+                            let scale = match bn {
+                                Some(st) => {
+                                    let a = st.gamma[c] * st.inv_std[c];
+                                    let y = &saved.conv[(bi * co + c) * p + h0 * s.w..][..n1];
+                                    let (m, is) = (st.mean[c], st.inv_std[c]);
+                                    let (mg, mgx) = (mean_g[c], mean_gx[c]);
+                                    // -a * (mg + (v - m) * is * mgx), as one multiply-add.
+                                    affine_into(t, y, -a * is * mgx, -a * (mg - m * is * mgx));
+                                    a
+                                }
+                                None => fixed_scale[c],
+                            };
+                            let o0 = bi * per_out + c * oh * ow;
+                            let (r0, r1) = (h0 / s.ph, (h0 + rows) / s.ph);
+                            scatter_winners(
+                                t,
+                                &saved.arg[o0 + r0 * ow..o0 + r1 * ow],
+                                &dout[o0 + r0 * ow..o0 + r1 * ow],
+                                s,
+                                scale,
+                            );
+                            db[c] += sums(t).0;
+                        }
                     }
                     col.resize(k * n, 0.0);
-                    im2col(img, s, h0, rows, &mut col);
+                    for g in 0..gi {
+                        let img = &x[(b0 + g) * s.cin * p..(b0 + g + 1) * s.cin * p];
+                        im2col(img, s, (h0, rows), &mut col, (n, g * n1));
+                    }
                     // dW[co, k] += dy[co, n] * col[k, n]^T
+                    let shape = (co, k, n);
                     matmul(
-                        (co, k, n),
+                        shape,
                         &mut dw,
                         k,
                         true,
@@ -705,8 +845,9 @@ pub fn block_backward(
                     if want_x {
                         // dcol[k, n] = W[co, k]^T * dy[co, n]
                         dcol.resize(k * n, 0.0);
+                        let shape = (k, n, co);
                         matmul(
-                            (k, n, co),
+                            shape,
                             &mut dcol,
                             n,
                             false,
@@ -718,7 +859,10 @@ pub fn block_backward(
                             false,
                             parallel_gemm,
                         );
-                        col2im_add(&dcol, s, h0, rows, dxb);
+                        for g in 0..gi {
+                            let dxb = &mut dxs[g * s.cin * p..(g + 1) * s.cin * p];
+                            col2im_add(&dcol, s, (h0, rows), dxb, (n, g * n1));
+                        }
                     }
                     h0 += rows;
                 }
@@ -914,7 +1058,7 @@ mod tests {
 
     #[test]
     fn convolution_matches_direct_sum() {
-        let s = BlockShape {
+        let one = BlockShape {
             b: 2,
             cin: 3,
             cout: 5,
@@ -923,33 +1067,43 @@ mod tests {
             ph: 2,
             pw: 2,
         };
-        let x = pseudo(s.b * s.cin * s.plane(), 1);
-        let w = pseudo(s.cout * s.k(), 2);
-        let bias = pseudo(s.cout, 3);
-        let (y, sum, _) = conv_forward(&x, &w, &bias, &s);
-        let want = naive_conv(&x, &w, &bias, &s);
-        for (a, b) in y.iter().zip(&want) {
-            assert!((a - b).abs() < 1e-5, "{a} vs {b}");
-        }
-        let s0: f64 = (0..s.b)
-            .map(|b| {
-                y[b * s.cout * s.plane()..][..s.plane()]
-                    .iter()
-                    .map(|&v| v as f64)
-                    .sum::<f64>()
-            })
-            .sum();
-        assert!((sum[0] - s0).abs() < 1e-6);
-        // The one-pass version agrees with convolution then pooling.
-        let aff = Affine {
-            a: pseudo(s.cout, 4),
-            c: pseudo(s.cout, 5),
+        // Many small images: tiles of several whole images, the last one ragged.
+        let grouped = BlockShape {
+            b: 11,
+            h: 4,
+            w: 5,
+            ..one
         };
-        let (o1, g1) = conv_affine_relu_pool(&x, &w, &bias, &aff, &s);
-        let (o2, g2) = affine_relu_pool(&y, &aff, &s);
-        assert_eq!(g1, g2);
-        for (a, b) in o1.iter().zip(&o2) {
-            assert!((a - b).abs() < 1e-5);
+        assert!(grouped.plan().group > 1, "{:?}", grouped.plan());
+        for s in [one, grouped] {
+            let x = pseudo(s.b * s.cin * s.plane(), 1);
+            let w = pseudo(s.cout * s.k(), 2);
+            let bias = pseudo(s.cout, 3);
+            let (y, sum, _) = conv_forward(&x, &w, &bias, &s);
+            let want = naive_conv(&x, &w, &bias, &s);
+            for (a, b) in y.iter().zip(&want) {
+                assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+            }
+            let s0: f64 = (0..s.b)
+                .map(|b| {
+                    y[b * s.cout * s.plane()..][..s.plane()]
+                        .iter()
+                        .map(|&v| v as f64)
+                        .sum::<f64>()
+                })
+                .sum();
+            assert!((sum[0] - s0).abs() < 1e-5);
+            // The one-pass version agrees with convolution then pooling.
+            let aff = Affine {
+                a: pseudo(s.cout, 4),
+                c: pseudo(s.cout, 5),
+            };
+            let (o1, g1) = conv_affine_relu_pool(&x, &w, &bias, &aff, &s);
+            let (o2, g2) = affine_relu_pool(&y, &aff, &s);
+            assert_eq!(g1, g2);
+            for (a, b) in o1.iter().zip(&o2) {
+                assert!((a - b).abs() < 1e-5);
+            }
         }
     }
 
@@ -968,10 +1122,10 @@ mod tests {
         let x = pseudo(s.cin * s.plane(), 7);
         let c = pseudo(s.k() * 3 * s.w, 8);
         let mut col = vec![0.0; s.k() * 3 * s.w];
-        im2col(&x, &s, 1, 3, &mut col);
+        im2col(&x, &s, (1, 3), &mut col, (3 * s.w, 0));
         let lhs: f64 = col.iter().zip(&c).map(|(a, b)| (a * b) as f64).sum();
         let mut back = vec![0.0; x.len()];
-        col2im_add(&c, &s, 1, 3, &mut back);
+        col2im_add(&c, &s, (1, 3), &mut back, (3 * s.w, 0));
         let rhs: f64 = x.iter().zip(&back).map(|(a, b)| (a * b) as f64).sum();
         assert!((lhs - rhs).abs() < 1e-4, "{lhs} vs {rhs}");
     }

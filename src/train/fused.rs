@@ -44,10 +44,6 @@ pub trait ConvBlockOps: Backend {
     /// own statistics. `x: [b, cin, h, w]`, `weight: [cout, cin, 3, 3]`, the others
     /// `[cout]`. Returns the pooled output `[b, cout, h / pool_h, w / pool_w]`, the batch
     /// mean and the biased batch variance (what the running statistics are fed with).
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "the block's tensors and its two hyper-parameters"
-    )]
     fn conv_bn_relu_pool(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
@@ -55,25 +51,19 @@ pub trait ConvBlockOps: Backend {
         gamma: FloatTensor<Self>,
         beta: FloatTensor<Self>,
         epsilon: f64,
-        pool_h: usize,
-        pool_w: usize,
+        pool: [usize; 2],
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
 
     /// `pool(relu(scale * (conv3x3(x) + bias) + shift))` with a fixed per-channel affine
     /// (batch norm with running statistics, or none: ones and zeros). Differentiable in
     /// `x`, `weight` and `bias` only: `scale` and `shift` must not require gradients.
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "the block's tensors and its pooling window"
-    )]
     fn conv_affine_relu_pool(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         bias: FloatTensor<Self>,
         scale: FloatTensor<Self>,
         shift: FloatTensor<Self>,
-        pool_h: usize,
-        pool_w: usize,
+        pool: [usize; 2],
     ) -> FloatTensor<Self>;
 }
 
@@ -170,11 +160,6 @@ fn bn_forward(
         shape: s,
     }
 }
-
-#[expect(
-    clippy::too_many_arguments,
-    reason = "mirrors ConvBlockOps::conv_affine_relu_pool"
-)]
 fn affine_forward(
     x: &FlexTensor,
     weight: &FlexTensor,
@@ -201,8 +186,7 @@ impl ConvBlockOps for Flex {
         gamma: FlexTensor,
         beta: FlexTensor,
         epsilon: f64,
-        pool_h: usize,
-        pool_w: usize,
+        [pool_h, pool_w]: [usize; 2],
     ) -> (FlexTensor, FlexTensor, FlexTensor) {
         let f = bn_forward(&x, &weight, &bias, &gamma, &beta, epsilon, pool_h, pool_w);
         let c = f.shape.cout;
@@ -215,8 +199,7 @@ impl ConvBlockOps for Flex {
         bias: FlexTensor,
         scale: FlexTensor,
         shift: FlexTensor,
-        pool_h: usize,
-        pool_w: usize,
+        [pool_h, pool_w]: [usize; 2],
     ) -> FlexTensor {
         affine_forward(&x, &weight, &bias, &scale, &shift, pool_h, pool_w).0
     }
@@ -327,8 +310,7 @@ impl<C: CheckpointStrategy> ConvBlockOps for Autodiff<Flex, C> {
         gamma: FloatTensor<Self>,
         beta: FloatTensor<Self>,
         epsilon: f64,
-        pool_h: usize,
-        pool_w: usize,
+        [pool_h, pool_w]: [usize; 2],
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
         let prep = BnBlockBackward
             .prepare::<C>([
@@ -377,8 +359,7 @@ impl<C: CheckpointStrategy> ConvBlockOps for Autodiff<Flex, C> {
         bias: FloatTensor<Self>,
         scale: FloatTensor<Self>,
         shift: FloatTensor<Self>,
-        pool_h: usize,
-        pool_w: usize,
+        [pool_h, pool_w]: [usize; 2],
     ) -> FloatTensor<Self> {
         let prep = AffineBlockBackward
             .prepare::<C>([x.node(), weight.node(), bias.node()])
@@ -508,8 +489,7 @@ pub fn conv_block(
                 bn.gamma.val().into_dispatch(),
                 bn.beta.val().into_dispatch(),
                 bn.epsilon,
-                ph,
-                pw,
+                [ph, pw],
             );
             let (mean, var) = (
                 Tensor::<1>::from_dispatch(mean),
@@ -566,8 +546,7 @@ fn affine_block(
         bias.into_dispatch(),
         scale.into_dispatch(),
         shift.into_dispatch(),
-        ph,
-        pw,
+        [ph, pw],
     ))
 }
 
@@ -581,6 +560,7 @@ mod tests {
     use burn::tensor::Distribution;
 
     struct Case {
+        batch: usize,
         cin: usize,
         cout: usize,
         hw: [usize; 2],
@@ -640,6 +620,7 @@ mod tests {
     fn fused_block_equals_burn_operations() {
         let cases = [
             Case {
+                batch: 3,
                 cin: 1,
                 cout: 8,
                 hw: [13, 10],
@@ -647,6 +628,7 @@ mod tests {
                 pool: Some([2, 2]),
             },
             Case {
+                batch: 3,
                 cin: 5,
                 cout: 6,
                 hw: [9, 7],
@@ -654,6 +636,7 @@ mod tests {
                 pool: Some([2, 1]),
             },
             Case {
+                batch: 3,
                 cin: 4,
                 cout: 3,
                 hw: [6, 5],
@@ -661,6 +644,7 @@ mod tests {
                 pool: Some([2, 2]),
             },
             Case {
+                batch: 3,
                 cin: 3,
                 cout: 4,
                 hw: [5, 6],
@@ -668,19 +652,40 @@ mod tests {
                 pool: None,
             },
             Case {
+                batch: 3,
                 cin: 2,
                 cout: 5,
                 hw: [1, 8],
                 bn: true,
                 pool: Some([1, 2]),
             },
+            // Small planes, many images: several images per GEMM tile, a ragged last group.
+            Case {
+                batch: 11,
+                cin: 3,
+                cout: 4,
+                hw: [4, 6],
+                bn: true,
+                pool: Some([2, 2]),
+            },
+            Case {
+                batch: 11,
+                cin: 3,
+                cout: 4,
+                hw: [4, 6],
+                bn: false,
+                pool: Some([2, 2]),
+            },
         ];
         let device = Device::flex().autodiff();
         for (i, c) in cases.iter().enumerate() {
             let [h, w] = c.hw;
             device.seed(100 + i as u64);
-            let x0: Tensor<4> =
-                Tensor::random([3, c.cin, h, w], Distribution::Normal(0.0, 1.0), &device);
+            let x0: Tensor<4> = Tensor::random(
+                [c.batch, c.cin, h, w],
+                Distribution::Normal(0.0, 1.0),
+                &device,
+            );
             let (conv_a, bn_a, pool) = layers(c, &device);
             // The same parameters (gradients land in each pass's own Gradients), fresh
             // running statistics.
