@@ -16,7 +16,7 @@ if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import musicnn, libro
   "$VENV/bin/pip" install -q --no-deps musicnn==0.1.0
 fi
 mkdir -p target
-cargo build --release --locked --no-default-features
+cargo build --release --locked
 echo "load: $(cut -d' ' -f1-3 /proc/loadavg)"
 "$VENV/bin/python" scripts/musicnn_reference.py "$DATA" "$CLIPS" target/musicnn-reference.json
 target/release/genretag bench --data "$DATA" --clips "$CLIPS" --profile \

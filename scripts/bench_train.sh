@@ -14,7 +14,7 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$VENV/bin/pip" install -q 'tensorflow-cpu==2.21.*'
 fi
 mkdir -p target
-cargo build --release --locked --no-default-features
+cargo build --release --locked
 echo "load: $(cut -d' ' -f1-3 /proc/loadavg)"
 for widths in 16,32,64,128 32,64,128,256,512; do
   tag=${widths//,/-}

@@ -14,38 +14,7 @@
 
 use rayon::prelude::*;
 
-/// Does the CPU have AVX-512 (F, BW, VL, DQ)? The crate is built for baseline x86-64, so
-/// the element-wise loops below are compiled twice and the wide copy chosen at run time.
-#[cfg(target_arch = "x86_64")]
-fn has_avx512() -> bool {
-    std::arch::is_x86_feature_detected!("avx512f")
-        && std::arch::is_x86_feature_detected!("avx512bw")
-        && std::arch::is_x86_feature_detected!("avx512vl")
-        && std::arch::is_x86_feature_detected!("avx512dq")
-}
-
-/// Define a function whose body is compiled both plainly and with AVX-512 enabled (LLVM
-/// then vectorises its loops 16 lanes wide), the latter chosen where the CPU has it.
-macro_rules! wide_fn {
-    ($(#[$m:meta])* fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
-        $(#[$m])*
-        fn $name($($arg: $ty),*) $(-> $ret)? {
-            #[inline(always)]
-            fn imp($($arg: $ty),*) $(-> $ret)? $body
-            #[cfg(target_arch = "x86_64")]
-            #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")]
-            fn wide($($arg: $ty),*) $(-> $ret)? {
-                imp($($arg),*)
-            }
-            #[cfg(target_arch = "x86_64")]
-            if has_avx512() {
-                // SAFETY: the CPU has the features `wide` was compiled for.
-                return unsafe { wide($($arg),*) };
-            }
-            imp($($arg),*)
-        }
-    };
-}
+use super::simd;
 
 /// Floats of im2col tile per GEMM (512 KiB: with the output tile, inside L2).
 const TILE_FLOATS: usize = 128 * 1024;
@@ -465,7 +434,11 @@ pub fn conv_forward(
                     for g in 0..gi {
                         for c in 0..co {
                             let at = (g * co + c) * p + h0 * s.w;
-                            let (s1, s2) = add_then_sums(&mut ys[at..at + n1], bias[c]);
+                            let (s1, s2) = {
+                                let v = &mut ys[at..at + n1];
+                                simd::add(v, bias[c]);
+                                simd::sums(v)
+                            };
                             sum[c] += s1;
                             sq[c] += s2;
                         }
@@ -509,37 +482,22 @@ pub fn affine_relu_pool(y: &[f32], affine: &Affine, s: &BlockShape) -> (Vec<f32>
     (out, arg)
 }
 
-wide_fn! {
 /// One plane of [`affine_relu_pool`]. `a * v + c` is monotone in `v`, so each window's
 /// winner is its largest raw value (smallest where `a < 0`), transformed once.
 fn pool_plane(y: &[f32], a: f32, c: f32, s: &BlockShape, out: &mut [f32], arg: &mut [u8]) {
     let (w, ow) = (s.w, s.ow());
     let sgn = if a >= 0.0 { 1.0f32 } else { -1.0 };
-    let finish = |m: f32, i: u8, o: &mut f32, g: &mut u8| {
-        let z = a * (sgn * m) + c;
-        let pos = z > 0.0;
-        *o = if pos { z } else { 0.0 };
-        *g = i | ((pos as u8) << 7);
-    };
     if s.ph == 2 && s.pw == 2 {
         for oy in 0..s.oh() {
-            let r0 = &y[2 * oy * w..2 * oy * w + 2 * ow];
-            let r1 = &y[(2 * oy + 1) * w..(2 * oy + 1) * w + 2 * ow];
-            let o = &mut out[oy * ow..(oy + 1) * ow];
-            let g = &mut arg[oy * ow..(oy + 1) * ow];
-            for (((p0, p1), o), g) in r0
-                .chunks_exact(2)
-                .zip(r1.chunks_exact(2))
-                .zip(o.iter_mut())
-                .zip(g.iter_mut())
-            {
-                let (v0, v1, v2, v3) = (sgn * p0[0], sgn * p0[1], sgn * p1[0], sgn * p1[1]);
-                // Ties go to the first element in window order, as a max-pool's argmax.
-                let (m0, i0) = if v1 > v0 { (v1, 1u8) } else { (v0, 0) };
-                let (m1, i1) = if v3 > v2 { (v3, 3u8) } else { (v2, 2) };
-                let (m, i) = if m1 > m0 { (m1, i1) } else { (m0, i0) };
-                finish(m, i, o, g);
-            }
+            simd::pool2x2_row(
+                (
+                    &y[2 * oy * w..(2 * oy + 1) * w],
+                    &y[(2 * oy + 1) * w..(2 * oy + 2) * w],
+                ),
+                (a, c, sgn),
+                &mut out[oy * ow..(oy + 1) * ow],
+                &mut arg[oy * ow..(oy + 1) * ow],
+            );
         }
         return;
     }
@@ -550,43 +508,20 @@ fn pool_plane(y: &[f32], a: f32, c: f32, s: &BlockShape, out: &mut [f32], arg: &
             for dy in 0..s.ph {
                 for dx in 0..s.pw {
                     let v = sgn * y[(oy * s.ph + dy) * w + ox * s.pw + dx];
+                    // Ties go to the first element in window order, as a max-pool's argmax.
                     if v > best {
                         best = v;
                         at = (dy * s.pw + dx) as u8;
                     }
                 }
             }
+            let z = a * (sgn * best) + c;
+            let pos = z > 0.0;
             let o = oy * ow + ox;
-            finish(best, at, &mut out[o], &mut arg[o]);
+            out[o] = if pos { z } else { 0.0 };
+            arg[o] = at | ((pos as u8) << 7);
         }
     }
-}
-
-}
-
-wide_fn! {
-/// Sum and sum of squares of `v` (f32 within short runs, f64 across them).
-fn sums(v: &[f32]) -> (f64, f64) {
-    let (mut s1, mut s2) = (0.0f64, 0.0f64);
-    for chunk in v.chunks(256) {
-        let (mut a, mut b) = ([0.0f32; 16], [0.0f32; 16]);
-        let mut it = chunk.chunks_exact(16);
-        for c in &mut it {
-            for l in 0..16 {
-                a[l] += c[l];
-                b[l] += c[l] * c[l];
-            }
-        }
-        for &x in it.remainder() {
-            a[0] += x;
-            b[0] += x * x;
-        }
-        s1 += a.iter().map(|&x| x as f64).sum::<f64>();
-        s2 += b.iter().map(|&x| x as f64).sum::<f64>();
-    }
-    (s1, s2)
-}
-
 }
 
 /// Convolution with a fixed per-channel affine, ReLU and pooling in one pass per tile
@@ -644,7 +579,7 @@ pub fn conv_affine_relu_pool(
                     for g in 0..gi {
                         for c in 0..co {
                             let t = &mut tile[c * n + g * n1..c * n + (g + 1) * n1];
-                            add(t, bias[c]);
+                            simd::add(t, bias[c]);
                             let at = g * per_out + c * oh * ow + r0 * ow;
                             let (o, a) = (&mut os[at..at + rn * ow], &mut gs[at..at + rn * ow]);
                             pool_plane(t, affine.a[c], affine.c[c], &sub, o, a);
@@ -805,7 +740,12 @@ pub fn block_backward(
                                     let (m, is) = (st.mean[c], st.inv_std[c]);
                                     let (mg, mgx) = (mean_g[c], mean_gx[c]);
                                     // -a * (mg + (v - m) * is * mgx), as one multiply-add.
-                                    affine_into(t, y, -a * is * mgx, -a * (mg - m * is * mgx));
+                                    simd::affine_into(
+                                        t,
+                                        y,
+                                        -a * is * mgx,
+                                        -a * (mg - m * is * mgx),
+                                    );
                                     a
                                 }
                                 None => fixed_scale[c],
@@ -819,7 +759,7 @@ pub fn block_backward(
                                 s,
                                 scale,
                             );
-                            db[c] += sums(t).0;
+                            db[c] += simd::sums(t).0;
                         }
                     }
                     col.resize(k * n, 0.0);
@@ -887,114 +827,80 @@ pub fn block_backward(
     }
 }
 
-wide_fn! {
-    /// `v += b` for every value.
-    fn add(v: &mut [f32], b: f32) {
-        v.iter_mut().for_each(|x| *x += b);
-    }
-}
-
-wide_fn! {
-    /// `v += b`, then the sum and sum of squares of the result.
-    fn add_then_sums(v: &mut [f32], b: f32) -> (f64, f64) {
-        v.iter_mut().for_each(|x| *x += b);
-        sums(v)
-    }
-}
-
-wide_fn! {
-    /// `dst = alpha * src + beta`.
-    fn affine_into(dst: &mut [f32], src: &[f32], alpha: f32, beta: f32) {
-        for (d, &v) in dst.iter_mut().zip(src) {
-            *d = alpha * v + beta;
-        }
-    }
-}
-
-wide_fn! {
-    /// Over one plane's pooled values whose winner ReLU let through: the sums of the
-    /// gradient `g` and of `g * xhat`, `xhat = (conv - mean) * inv_std` at the winner.
-    fn winner_sums(
-        plane: &[f32],
-        codes: &[u8],
-        grads: &[f32],
-        s: &BlockShape,
-        mean: f32,
-        inv_std: f32,
-    ) -> (f64, f64) {
-        let (ow, w) = (s.ow(), s.w);
-        let (mut a, mut b) = (0.0f64, 0.0f64);
-        if s.ph == 2 && s.pw == 2 {
-            // Branch-free: pick the winner of the 2x2 window by its code.
-            for (oy, (cr, gr)) in codes.chunks_exact(ow).zip(grads.chunks_exact(ow)).enumerate() {
-                let r0 = &plane[2 * oy * w..2 * oy * w + 2 * ow];
-                let r1 = &plane[(2 * oy + 1) * w..(2 * oy + 1) * w + 2 * ow];
-                let (mut ra, mut rb) = (0.0f32, 0.0f32);
-                for (((p0, p1), &code), &g) in r0
-                    .chunks_exact(2)
-                    .zip(r1.chunks_exact(2))
-                    .zip(cr)
-                    .zip(gr)
-                {
-                    let i = code & 0x7f;
-                    let top = if i & 1 == 0 { p0[0] } else { p0[1] };
-                    let bottom = if i & 1 == 0 { p1[0] } else { p1[1] };
-                    let v = if i < 2 { top } else { bottom };
-                    let g = if code & 0x80 != 0 { g } else { 0.0 };
-                    ra += g;
-                    rb += g * ((v - mean) * inv_std);
-                }
-                a += ra as f64;
-                b += rb as f64;
-            }
-            return (a, b);
-        }
-        for (oy, (cr, gr)) in codes.chunks_exact(ow).zip(grads.chunks_exact(ow)).enumerate() {
-            let (mut ra, mut rb) = (0.0f32, 0.0f32);
-            for (ox, (&code, &g)) in cr.iter().zip(gr).enumerate() {
-                if code & 0x80 != 0 {
-                    let xhat = (plane[winner(code, oy, ox, s)] - mean) * inv_std;
-                    ra += g;
-                    rb += g * xhat;
-                }
-            }
+/// Over one plane's pooled values whose winner ReLU let through: the sums of the
+/// gradient `g` and of `g * xhat`, `xhat = (conv - mean) * inv_std` at the winner.
+fn winner_sums(
+    plane: &[f32],
+    codes: &[u8],
+    grads: &[f32],
+    s: &BlockShape,
+    mean: f32,
+    inv_std: f32,
+) -> (f64, f64) {
+    let (ow, w) = (s.ow(), s.w);
+    let (mut a, mut b) = (0.0f64, 0.0f64);
+    if s.ph == 2 && s.pw == 2 {
+        for (oy, (cr, gr)) in codes
+            .chunks_exact(ow)
+            .zip(grads.chunks_exact(ow))
+            .enumerate()
+        {
+            let (ra, rb) = simd::winner_sums2x2_row(
+                (
+                    &plane[2 * oy * w..(2 * oy + 1) * w],
+                    &plane[(2 * oy + 1) * w..(2 * oy + 2) * w],
+                ),
+                cr,
+                gr,
+                (mean, inv_std),
+            );
             a += ra as f64;
             b += rb as f64;
         }
-        (a, b)
+        return (a, b);
     }
+    for (oy, (cr, gr)) in codes
+        .chunks_exact(ow)
+        .zip(grads.chunks_exact(ow))
+        .enumerate()
+    {
+        let (mut ra, mut rb) = (0.0f32, 0.0f32);
+        for (ox, (&code, &g)) in cr.iter().zip(gr).enumerate() {
+            if code & 0x80 != 0 {
+                let xhat = (plane[winner(code, oy, ox, s)] - mean) * inv_std;
+                ra += g;
+                rb += g * xhat;
+            }
+        }
+        a += ra as f64;
+        b += rb as f64;
+    }
+    (a, b)
 }
 
-wide_fn! {
-    /// Add `scale * g` at each pooled value's winner (if ReLU let it through) in `t`, the
-    /// tile of plane rows that the pooled rows of `codes` cover.
-    fn scatter_winners(t: &mut [f32], codes: &[u8], grads: &[f32], s: &BlockShape, scale: f32) {
-        let (ow, w) = (s.ow(), s.w);
-        if s.ph == 2 && s.pw == 2 {
-            // Branch-free: add to all four elements of each window, zero but at its winner.
-            for (oy, (cr, gr)) in codes.chunks_exact(ow).zip(grads.chunks_exact(ow)).enumerate() {
-                let (top, bottom) = t[2 * oy * w..(2 * oy + 2) * w].split_at_mut(w);
-                for (((p0, p1), &code), &g) in top[..2 * ow]
-                    .chunks_exact_mut(2)
-                    .zip(bottom[..2 * ow].chunks_exact_mut(2))
-                    .zip(cr)
-                    .zip(gr)
-                {
-                    let v = if code & 0x80 != 0 { scale * g } else { 0.0 };
-                    let i = code & 0x7f;
-                    p0[0] += if i == 0 { v } else { 0.0 };
-                    p0[1] += if i == 1 { v } else { 0.0 };
-                    p1[0] += if i == 2 { v } else { 0.0 };
-                    p1[1] += if i == 3 { v } else { 0.0 };
-                }
-            }
-            return;
+/// Add `scale * g` at each pooled value's winner (if ReLU let it through) in `t`, the
+/// tile of plane rows that the pooled rows of `codes` cover.
+fn scatter_winners(t: &mut [f32], codes: &[u8], grads: &[f32], s: &BlockShape, scale: f32) {
+    let (ow, w) = (s.ow(), s.w);
+    if s.ph == 2 && s.pw == 2 {
+        for (oy, (cr, gr)) in codes
+            .chunks_exact(ow)
+            .zip(grads.chunks_exact(ow))
+            .enumerate()
+        {
+            let (top, bottom) = t[2 * oy * w..(2 * oy + 2) * w].split_at_mut(w);
+            simd::scatter2x2_row((top, bottom), cr, gr, scale);
         }
-        for (oy, (cr, gr)) in codes.chunks_exact(ow).zip(grads.chunks_exact(ow)).enumerate() {
-            for (ox, (&code, &g)) in cr.iter().zip(gr).enumerate() {
-                if code & 0x80 != 0 {
-                    t[winner(code, oy, ox, s)] += scale * g;
-                }
+        return;
+    }
+    for (oy, (cr, gr)) in codes
+        .chunks_exact(ow)
+        .zip(grads.chunks_exact(ow))
+        .enumerate()
+    {
+        for (ox, (&code, &g)) in cr.iter().zip(gr).enumerate() {
+            if code & 0x80 != 0 {
+                t[winner(code, oy, ox, s)] += scale * g;
             }
         }
     }

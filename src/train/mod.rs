@@ -17,6 +17,7 @@ pub mod report;
 pub mod run;
 pub mod saved;
 pub mod search;
+pub mod simd;
 pub mod trainer;
 
 pub use dataset::{Dataset, Item, Split, SplitError};
