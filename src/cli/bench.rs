@@ -391,7 +391,7 @@ struct TrainReference {
 /// Run `bench-train`.
 pub fn run_train(args: BenchTrainArgs, device: &Device) -> anyhow::Result<u8> {
     use crate::train::bench::{INPUT, WIDTHS, layer_timings, measure};
-    use crate::train::fused::set_fused_enabled;
+    use crate::train::conv_block::set_fused_enabled;
     let reference: Option<TrainReference> = match &args.reference {
         Some(p) => Some(
             serde_json::from_str(

@@ -10,7 +10,7 @@
 //! those, multiplies it twice (weight gradient, input gradient) and scatters the input
 //! gradient back (col2im). Batch statistics are summed in f64.
 //!
-//! [`super::fused`] wraps these as burn operations with their own backward pass.
+//! [`super::conv_block`] wraps these as burn operations with their own backward pass.
 
 use rayon::prelude::*;
 

@@ -6,11 +6,11 @@
 //! app's training tab drive it through [`run`].
 
 pub mod bench;
+pub mod conv_block;
 pub mod conv_kernels;
 pub mod dataset;
 pub mod features;
 pub mod forest;
-pub mod fused;
 pub mod metrics;
 pub mod models;
 pub mod report;

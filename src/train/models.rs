@@ -219,7 +219,7 @@ pub struct Block2d {
 }
 
 /// 3x3 convolution with "same" padding (its weights and bias; the blocks run it fused
-/// with batch norm, ReLU and pooling, see [`super::fused`]).
+/// with batch norm, ReLU and pooling, see [`super::conv_block`]).
 fn conv3x3(c_in: usize, c_out: usize, device: &Device) -> Conv2d {
     Conv2dConfig::new([c_in, c_out], [3, 3])
         .with_padding(PaddingConfig2d::Same)
@@ -259,14 +259,14 @@ impl Block2d {
     }
 
     /// `pool(relu(bn(conv(x))))`, fused into one operation with its own backward pass on
-    /// the CPU backend ([`super::fused`]).
+    /// the CPU backend ([`super::conv_block`]).
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        super::fused::conv_block(x, &self.conv, self.bn.as_ref(), self.pool.as_ref())
+        super::conv_block::conv_block(x, &self.conv, self.bn.as_ref(), self.pool.as_ref())
     }
 
     /// The same block through burn's separate operations (tests and benchmarks).
     pub fn forward_unfused(&self, x: Tensor<4>) -> Tensor<4> {
-        super::fused::conv_block_reference(x, &self.conv, self.bn.as_ref(), self.pool.as_ref())
+        super::conv_block::conv_block_reference(x, &self.conv, self.bn.as_ref(), self.pool.as_ref())
     }
 }
 

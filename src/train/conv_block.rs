@@ -659,6 +659,15 @@ mod tests {
                 bn: true,
                 pool: Some([1, 2]),
             },
+            // Rows of 20 pooled windows: the 16-wide AVX-512 loops and their scalar tails.
+            Case {
+                batch: 2,
+                cin: 2,
+                cout: 3,
+                hw: [6, 40],
+                bn: true,
+                pool: Some([2, 2]),
+            },
             // Small planes, many images: several images per GEMM tile, a ragged last group.
             Case {
                 batch: 11,
