@@ -131,6 +131,12 @@ pub enum Error {
     /// Tag reading or writing failed.
     #[error(transparent)]
     Tag(#[from] TagError),
+    /// The library database failed.
+    #[error(transparent)]
+    Db(#[from] crate::library::db::DbError),
+    /// A dataset or split could not be built.
+    #[error(transparent)]
+    Data(#[from] crate::train::dataset::SplitError),
 }
 
 /// Crate result alias.

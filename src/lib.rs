@@ -2,8 +2,12 @@
 //!
 //! - [`audio`]: decode any supported file to mono f32 and resample (symphonia, rubato).
 //! - [`dsp`]: STFT, mel filterbank, log-mel, MFCC, chroma.
-//! - [`ml`]: the musicnn backbone in burn, genre heads, cross-validation.
-//! - [`analysis`]: file -> patches -> embeddings -> genres.
+//! - [`ml`]: the musicnn backbone in burn, its fast CPU kernels, shipped-model files.
+//! - [`listen`]: what a model hears of a file (decode -> 16 kHz -> log-mel patches).
+//! - [`library`]: the library database, tags, safe tag writes, undo.
+//! - [`model`]: the one genre-model interface, taxonomy, calibration, "unsure".
+//! - [`train`]: datasets, every model kind, training, evaluation, reports.
+//! - [`analysis`]: the one analysis service (file -> model -> decision, cached).
 //! - [`cli`]: the `genretag` subcommands. `gui` (feature `gui`): the desktop app.
 
 pub mod analysis;
@@ -11,11 +15,15 @@ pub mod audio;
 pub mod cli;
 pub mod dsp;
 pub mod error;
+pub mod eval;
 pub mod genre;
 #[cfg(feature = "gui")]
 pub mod gui;
 pub mod library;
+pub mod listen;
 pub mod ml;
+pub mod model;
+pub mod shift;
 pub mod train;
 
 pub use error::{Error, Result};

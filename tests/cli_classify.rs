@@ -22,8 +22,8 @@ fn issue2_classify_json_reports_each_file_and_continues_past_bad_ones() {
         String::from_utf8_lossy(&out.stderr)
     );
     let v: Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
-    assert_eq!(v["schema"], "genretag.classify/1");
-    assert_eq!(v["labels"].as_array().map(Vec::len), Some(10));
+    assert_eq!(v["schema"], "genretag.classify/2");
+    assert_eq!(v["labels"].as_array().map(Vec::len), Some(16));
     assert_eq!(v["summary"]["ok"], 2);
     assert_eq!(v["summary"]["failed"], 1);
     let tracks = v["tracks"].as_array().expect("tracks");
@@ -48,6 +48,12 @@ fn issue2_classify_json_reports_each_file_and_continues_past_bad_ones() {
         assert!(p.iter().sum::<f64>() <= 1.0 + 1e-5);
         assert_eq!(t["tags"].as_array().map(Vec::len), Some(5));
         assert!(t["segments"].is_array());
+        // Every analysed track has a decision: a genre, or unsure with a reason.
+        match t["decision"]["kind"].as_str() {
+            Some("genre") => assert!(t["decision"]["label"].is_string(), "{t}"),
+            Some("unsure") => assert!(t["decision"]["reason"].is_string(), "{t}"),
+            other => panic!("no decision {other:?}: {t}"),
+        }
     }
     // 7 s at 16 kHz: 1 + 112000/256 = 438 frames -> 2 whole 3 s patches.
     assert_eq!(tracks[0]["patches"], serde_json::json!([2, 2]));
@@ -74,8 +80,8 @@ fn issue2_classify_text_and_exit_codes() {
         "{text}"
     );
 
-    // An explicit model path (here the shipped head, by its .json) gives the same answer.
-    let model = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/genre_head.json");
+    // An explicit model path (here the shipped model, by its model.json) gives the same answer.
+    let model = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/default/model.json");
     let again = genretag()
         .arg("classify")
         .arg("--model")
@@ -88,12 +94,12 @@ fn issue2_classify_text_and_exit_codes() {
 
     // A model that does not exist is fatal.
     let out = genretag()
-        .args(["classify", "--model", "/nonexistent/head.json"])
+        .args(["classify", "--model", "/nonexistent/run"])
         .arg(&wav)
         .output()
         .expect("runs");
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("head.json"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/run"));
 
     // An empty folder has nothing to do: fatal too.
     let empty = dir.path().join("empty");
@@ -119,7 +125,7 @@ fn issue2_gpu_device_runs_or_fails_cleanly() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     match out.status.code() {
         // A GPU (or a software Vulkan adapter) was found and used.
-        Some(0) => assert!(String::from_utf8_lossy(&out.stdout).contains("genretag.classify/1")),
+        Some(0) => assert!(String::from_utf8_lossy(&out.stdout).contains("genretag.classify/2")),
         // None here: a clear message, not a crash.
         Some(2) => assert!(stderr.contains("GPU"), "{stderr}"),
         other => panic!("unexpected exit {other:?}: {stderr}"),
@@ -152,8 +158,9 @@ fn issue2_long_tracks_analyse_a_bounded_spread_of_patches() {
         .iter()
         .map(|s| s["start_s"].as_f64().expect("start"))
         .collect();
-    // Centres of four equal parts of 22 patches: 2, 8, 13, 19 (x 2.992 s).
-    let expected: Vec<f64> = [2.0, 8.0, 13.0, 19.0].iter().map(|i| i * 2.992).collect();
+    // The intro and outro (2 patches each: a tenth of the track) are left out; centres of
+    // four equal parts of the 18 patches between: 4, 8, 13, 17 (x 2.992 s).
+    let expected: Vec<f64> = [4.0, 8.0, 13.0, 17.0].iter().map(|i| i * 2.992).collect();
     for (s, e) in starts.iter().zip(&expected) {
         assert!((s - e).abs() < 1e-3, "{starts:?}");
     }

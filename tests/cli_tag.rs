@@ -70,7 +70,7 @@ fn issue3_tag_preview_write_undo_round_trip() {
             serde_json::from_str(&stored[0].1).expect("json");
         assert_eq!(
             (an.genres.len(), an.tags.len(), an.segments.len()),
-            (10, 50, 1)
+            (16, 50, 1)
         );
     }
     let proposed_a: Vec<String> =

@@ -42,27 +42,29 @@ pub fn have(tool: &str) -> bool {
     ok
 }
 
-/// A mono sine at `freq` Hz, `secs` long, 16-bit WAV written by hand.
+/// A mono 16-bit WAV of `samples` at `rate` (the one WAV writer of the tests: hound).
+pub fn write_wav(path: &Path, samples: &[f32], rate: u32) {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: rate,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(path, spec).expect("create wav");
+    for s in samples {
+        w.write_sample((s.clamp(-1.0, 1.0) * 32767.0) as i16)
+            .expect("write sample");
+    }
+    w.finalize().expect("finish wav");
+}
+
+/// A mono sine at `freq` Hz, `secs` long, 16-bit WAV.
 pub fn write_wav_sine(path: &Path, freq: f32, rate: u32, secs: f32) {
     let n = (rate as f32 * secs) as usize;
-    let mut data = Vec::with_capacity(44 + 2 * n);
-    data.extend_from_slice(b"RIFF");
-    data.extend_from_slice(&(36 + 2 * n as u32).to_le_bytes());
-    data.extend_from_slice(b"WAVEfmt ");
-    data.extend_from_slice(&16u32.to_le_bytes());
-    data.extend_from_slice(&1u16.to_le_bytes());
-    data.extend_from_slice(&1u16.to_le_bytes());
-    data.extend_from_slice(&rate.to_le_bytes());
-    data.extend_from_slice(&(rate * 2).to_le_bytes());
-    data.extend_from_slice(&2u16.to_le_bytes());
-    data.extend_from_slice(&16u16.to_le_bytes());
-    data.extend_from_slice(b"data");
-    data.extend_from_slice(&(2 * n as u32).to_le_bytes());
-    for i in 0..n {
-        let v = (2.0 * std::f32::consts::PI * freq * i as f32 / rate as f32).sin() * 0.5;
-        data.extend_from_slice(&((v * 32767.0) as i16).to_le_bytes());
-    }
-    std::fs::write(path, data).expect("write wav");
+    let x: Vec<f32> = (0..n)
+        .map(|i| (2.0 * std::f32::consts::PI * freq * i as f32 / rate as f32).sin() * 0.5)
+        .collect();
+    write_wav(path, &x, rate);
 }
 
 /// A Sun .au file (16-bit big-endian PCM) with a sine.

@@ -177,7 +177,7 @@ fn damaged_files_never_panic() {
         seed ^= seed << 17;
         seed
     };
-    let opts = genretag::analysis::PatchOptions::default();
+    let opts = genretag::listen::ListenOptions::default();
     let mut outcomes = [0usize; 2];
     for (bytes, ext) in sources.iter().zip(exts) {
         for trial in 0..12 {
@@ -194,7 +194,7 @@ fn damaged_files_never_panic() {
             let path = dir.path().join(format!("damaged_{trial}.{ext}"));
             std::fs::write(&path, &b).expect("write");
             // Either outcome is fine; a panic (or a hang) is not.
-            match genretag::analysis::extract_patches(&path, &opts) {
+            match genretag::listen::listen(&path, &opts) {
                 Ok(_) => outcomes[0] += 1,
                 Err(e) => {
                     assert!(e.to_string().contains("damaged_"), "{e}");

@@ -11,5 +11,7 @@ mod gui;
 mod musicnn_golden;
 mod precision;
 mod scan;
+mod service;
 mod tags;
 mod training;
+mod trust;

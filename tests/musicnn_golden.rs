@@ -3,11 +3,13 @@
 use std::collections::BTreeMap;
 
 use burn::tensor::{Device, Tensor, TensorData};
-use genretag::analysis::{BACKBONE_FILE, PatchOptions, extract_patches, find_model, mean_rows};
 use genretag::dsp::features::musicnn_log_mel;
 use genretag::dsp::{MelFilterbank, PowerStft};
+use genretag::listen::{ListenOptions, listen};
 use genretag::ml::npy::{NpyArray, read_npz};
-use genretag::ml::{Backbone, GenreHead, Musicnn, Precision};
+use genretag::ml::shipped::{BACKBONE_FILE, DEFAULT_MODEL_DIR, find_model};
+use genretag::ml::{Backbone, Musicnn, Precision};
+use genretag::train::saved::SavedModel;
 
 use crate::common::shared;
 
@@ -142,20 +144,25 @@ fn end_to_end_embeddings_close_to_tensorflow() {
     let mut sum = 0.0f32;
     let (mut ours_all, mut theirs_all) = (Vec::new(), Vec::new());
     for (i, f) in files.iter().enumerate() {
-        let patches = extract_patches(
+        let heard = listen(
             &data.join(f),
-            &PatchOptions {
+            &ListenOptions {
                 max_patches: None,
-                batch: 10,
+                whole: false,
             },
         )
         .unwrap_or_else(|e| panic!("{f}: {e}"));
         let embs: Vec<Vec<f32>> = backbone
-            .embed_patches(&patches.data, 10)
+            .embed_patches(&heard.patches, 10)
             .into_iter()
             .map(|(e, _)| e)
             .collect();
-        let ours = mean_rows(&embs);
+        let mut ours = vec![0.0f32; 200];
+        for e in &embs {
+            ours.iter_mut()
+                .zip(e)
+                .for_each(|(a, b)| *a += b / embs.len() as f32);
+        }
         let theirs = &pen[i * 200..(i + 1) * 200];
         let num: f32 = ours
             .iter()
@@ -171,9 +178,12 @@ fn end_to_end_embeddings_close_to_tensorflow() {
         ours_all.push(ours);
         theirs_all.push(theirs.to_vec());
     }
-    // The same genre head on either set of embeddings: how often do the genres agree?
-    let head = GenreHead::load(&find_model("genre_head.json").expect("head"), &device)
-        .expect("head loads");
+    // The shipped model's head on either set of embeddings: how often do the genres agree?
+    let head = SavedModel::load(
+        &find_model(DEFAULT_MODEL_DIR).expect("default model"),
+        &device,
+    )
+    .expect("default model loads");
     let argmax = |p: &Vec<f32>| {
         p.iter()
             .enumerate()
@@ -181,9 +191,9 @@ fn end_to_end_embeddings_close_to_tensorflow() {
             .map(|(i, _)| i)
     };
     let agree = head
-        .predict_proba(&ours_all)
+        .predict_embeddings(&ours_all)
         .iter()
-        .zip(head.predict_proba(&theirs_all).iter())
+        .zip(head.predict_embeddings(&theirs_all).iter())
         .filter(|(a, b)| argmax(a) == argmax(b))
         .count();
     eprintln!(

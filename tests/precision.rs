@@ -4,9 +4,11 @@
 use std::path::Path;
 
 use burn::tensor::Device;
-use genretag::analysis::{Analyzer, PatchOptions, TrackAnalysis, extract_patches};
-use genretag::ml::Precision;
-use genretag::ml::precision::{Agreement, TrackOutputs, has_vnni};
+use genretag::listen::{DEFAULT_MAX_PATCHES, Heard, ListenOptions, listen};
+use genretag::ml::musicnn::MSD_TAGS;
+use genretag::ml::precision::{Agreement, has_vnni};
+use genretag::ml::shipped::{BACKBONE_FILE, find_model};
+use genretag::ml::{Backbone, Precision};
 use serde_json::Value;
 
 use crate::common::{genretag, shared};
@@ -106,60 +108,97 @@ fn generated_tracks(dir: &Path) -> Vec<std::path::PathBuf> {
         .collect()
 }
 
-fn analyze(a: &Analyzer, path: &Path) -> TrackAnalysis {
-    let opts = PatchOptions {
-        max_patches: None,
-        batch: 10,
+/// What the shipped model hears of a file (the analysis service's default options).
+fn heard(path: &Path) -> Heard {
+    let opts = ListenOptions {
+        max_patches: Some(DEFAULT_MAX_PATCHES),
+        whole: false,
     };
-    let p = extract_patches(path, &opts).expect("decodes");
-    a.analyze_patches(path, p, opts.batch)
+    listen(path, &opts).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-fn view(v: &[Vec<f32>]) -> Vec<&[f32]> {
-    v.iter().map(Vec::as_slice).collect()
-}
-
-/// Compare two analyses of the same tracks.
-fn agreement(exact: &[TrackAnalysis], other: &[TrackAnalysis]) -> Agreement {
-    let mut agree = Agreement::default();
-    for (e, o) in exact.iter().zip(other) {
-        let emb = |a: &TrackAnalysis| -> Vec<Vec<f32>> {
-            a.segments.iter().map(|s| s.embedding.clone()).collect()
-        };
-        let tags = |a: &TrackAnalysis| -> Vec<Vec<f32>> {
-            a.segments.iter().map(|s| s.tags.clone()).collect()
-        };
-        let (ee, et, oe, ot) = (emb(e), tags(e), emb(o), tags(o));
-        agree.add(
-            TrackOutputs {
-                genre_probs: &e.genre_probs,
-                patch_embeddings: &view(&ee),
-                patch_tags: &view(&et),
-            },
-            TrackOutputs {
-                genre_probs: &o.genre_probs,
-                patch_embeddings: &view(&oe),
-                patch_tags: &view(&ot),
-            },
-        );
-    }
-    agree
-}
-
-fn analyzers() -> (Analyzer, Analyzer, Analyzer) {
-    let device = Device::flex();
-    let base = Analyzer::load(None, &device).expect("shipped models load");
-    let at = |p: Precision| {
-        let mut a = base.clone();
-        a.backbone = a.backbone.with_precision(p);
-        assert_eq!(a.backbone.precision(), p, "{p} is available on the CPU");
-        a
-    };
-    (
-        at(Precision::Fp32),
-        at(Precision::Int16),
-        at(Precision::Int8),
+/// The backbone at fp32, int16 and int8, each chosen explicitly (the process-wide
+/// default is the CLI's and is left alone: tests run in parallel).
+fn backbones() -> [Backbone; 3] {
+    let loaded = Backbone::load(
+        &find_model(BACKBONE_FILE).expect("backbone"),
+        &Device::flex(),
     )
+    .expect("backbone loads");
+    [Precision::Fp32, Precision::Int16, Precision::Int8].map(|p| {
+        let b = loaded.clone().with_precision(p);
+        assert_eq!(b.precision(), p, "{p} is available on the CPU");
+        b
+    })
+}
+
+/// Per patch (embedding, tags), in the batches the shipped model uses.
+fn patch_outputs(b: &Backbone, h: &Heard) -> Vec<(Vec<f32>, Vec<f32>)> {
+    b.embed_patches(&h.patches, 32)
+}
+
+/// Add the patches of one track at fp32 and at a reduced precision.
+fn add_patches(
+    agree: &mut Agreement,
+    exact: &[(Vec<f32>, Vec<f32>)],
+    other: &[(Vec<f32>, Vec<f32>)],
+) {
+    let emb = |v: &[(Vec<f32>, Vec<f32>)]| -> Vec<Vec<f32>> {
+        v.iter().map(|(e, _)| e.clone()).collect()
+    };
+    let tags = |v: &[(Vec<f32>, Vec<f32>)]| -> Vec<Vec<f32>> {
+        v.iter().map(|(_, t)| t.clone()).collect()
+    };
+    let (ee, et, oe, ot) = (emb(exact), tags(exact), emb(other), tags(other));
+    let view = |v: &[Vec<f32>]| -> Vec<&[f32]> { v.iter().map(Vec::as_slice).collect() };
+    agree.add_patches((&view(&ee), &view(&oe)), (&view(&et), &view(&ot)));
+}
+
+/// Per track of `genretag --precision P classify --json`: the genre and the tag
+/// probabilities, each sorted by label.
+type Probs = (Vec<(String, f32)>, Vec<(String, f32)>);
+
+fn cli_probs(precision: &str, files: &[std::path::PathBuf]) -> Vec<Probs> {
+    let out = genretag()
+        .args(["--precision", precision, "classify", "--json"])
+        .args(["--top-k", "1000", "--tags", "50"])
+        .args(files)
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let tracks = v["tracks"].as_array().expect("tracks");
+    assert_eq!(tracks.len(), files.len(), "one result per file");
+    tracks
+        .iter()
+        .map(|track| {
+            let sorted = |key: &str| {
+                let mut probs: Vec<(String, f32)> = track[key]
+                    .as_array()
+                    .expect("array")
+                    .iter()
+                    .map(|s| {
+                        (
+                            s["label"].as_str().expect("label").to_string(),
+                            // JSON holds the f32's shortest decimal: this is exact.
+                            s["probability"].as_f64().expect("number") as f32,
+                        )
+                    })
+                    .collect();
+                probs.sort_by(|a, b| a.0.cmp(&b.0));
+                probs
+            };
+            (sorted("genres"), sorted("tags"))
+        })
+        .collect()
+}
+
+fn values(v: &[(String, f32)]) -> Vec<f32> {
+    v.iter().map(|(_, p)| *p).collect()
 }
 
 #[test]
@@ -173,12 +212,24 @@ fn reduced_precision_gives_the_same_genre_as_fp32_on_generated_audio() {
     }
     let dir = tempfile::tempdir().expect("tempdir");
     let files = generated_tracks(dir.path());
-    let (fp32, int16, int8) = analyzers();
-    let exact: Vec<TrackAnalysis> = files.iter().map(|f| analyze(&fp32, f)).collect();
-    let a16: Vec<TrackAnalysis> = files.iter().map(|f| analyze(&int16, f)).collect();
-    let a8: Vec<TrackAnalysis> = files.iter().map(|f| analyze(&int8, f)).collect();
-    let agree16 = agreement(&exact, &a16);
-    let agree8 = agreement(&exact, &a8);
+    // Genres: the shipped model end to end through the CLI's global flag.
+    let [g32, g16, g8] = ["fp32", "int16", "int8"].map(|p| cli_probs(p, &files));
+    // Penultimate and tags of every patch: the backbone at each precision.
+    let [b32, b16, b8] = backbones();
+    let (mut agree16, mut agree8) = (Agreement::default(), Agreement::default());
+    for (i, f) in files.iter().enumerate() {
+        let h = heard(f);
+        let (o32, o16, o8) = (
+            patch_outputs(&b32, &h),
+            patch_outputs(&b16, &h),
+            patch_outputs(&b8, &h),
+        );
+        assert_eq!(g32[i].0.len(), g16[i].0.len(), "same genre labels");
+        agree16.add_genres(&values(&g32[i].0), &values(&g16[i].0));
+        agree8.add_genres(&values(&g32[i].0), &values(&g8[i].0));
+        add_patches(&mut agree16, &o32, &o16);
+        add_patches(&mut agree8, &o32, &o8);
+    }
     eprintln!("generated audio, int16 vs fp32: {}", agree16.summary());
     eprintln!("generated audio, int8 vs fp32: {}", agree8.summary());
     assert_eq!(agree16.tracks, files.len());
@@ -191,72 +242,52 @@ fn reduced_precision_gives_the_same_genre_as_fp32_on_generated_audio() {
     );
 }
 
-/// Genre and tag probabilities of `genretag --precision P classify --json`, by label.
-fn cli_probs(precision: &str, file: &Path) -> Vec<(String, f32)> {
-    let out = genretag()
-        .args(["--precision", precision, "classify", "--json"])
-        .args(["--top-k", "10", "--tags", "50"])
-        .arg(file)
-        .output()
-        .expect("runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
-    let track = &v["tracks"][0];
-    let mut probs = Vec::new();
-    for key in ["genres", "tags"] {
-        for s in track[key].as_array().expect("array") {
-            probs.push((
-                format!("{key}:{}", s["label"].as_str().expect("label")),
-                s["probability"].as_f64().expect("number") as f32,
-            ));
-        }
-    }
-    probs.sort_by(|a, b| a.0.cmp(&b.0));
-    probs
-}
-
-/// The same probabilities from the library at a given precision.
-fn lib_probs(a: &Analyzer, file: &Path) -> Vec<(String, f32)> {
-    let t = a.analyze(file, &PatchOptions::default()).expect("analyses");
-    let mut probs: Vec<(String, f32)> = t
-        .ranked_genres()
-        .into_iter()
-        .map(|(l, p)| (format!("genres:{l}"), p))
-        .chain(
-            t.ranked_tags()
-                .into_iter()
-                .map(|(l, p)| (format!("tags:{l}"), p)),
-        )
+/// The track's tag probabilities as the shipped model reports them: the mean over the
+/// patches that decide (audible, not intro/outro), in patch order.
+fn mean_tags(outs: &[(Vec<f32>, Vec<f32>)], h: &Heard) -> Vec<(String, f32)> {
+    let decides = h.decides();
+    let rows: Vec<&Vec<f32>> = outs
+        .iter()
+        .zip(&decides)
+        .filter(|(_, d)| **d)
+        .map(|((_, t), _)| t)
         .collect();
-    probs.sort_by(|a, b| a.0.cmp(&b.0));
-    probs
+    let mut m = vec![0.0f32; MSD_TAGS.len()];
+    for r in &rows {
+        m.iter_mut().zip(r.iter()).for_each(|(a, b)| *a += b);
+    }
+    m.iter_mut().for_each(|a| *a /= rows.len() as f32);
+    let mut v: Vec<(String, f32)> = MSD_TAGS.iter().map(|t| t.to_string()).zip(m).collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
 }
 
 #[test]
 fn precision_flag_reaches_the_backbone_and_fp32_is_exact() {
     let dir = tempfile::tempdir().expect("tempdir");
     let files = generated_tracks(dir.path());
-    let file = &files[0];
-    let (fp32, int16, _) = analyzers();
-    // `--precision fp32` is bit for bit the library's fp32 backbone (JSON floats
-    // round-trip exactly).
-    let cli = cli_probs("fp32", file);
-    assert_eq!(cli.len(), 60, "10 genres and 50 tags");
-    assert_eq!(cli, lib_probs(&fp32, file), "--precision fp32 is not exact");
+    let file = &files[..1];
+    let h = heard(&file[0]);
+    let [b32, b16, _] = backbones();
+    // `--precision fp32`: the track's tags are bit for bit the fp32 backbone's.
+    let cli = cli_probs("fp32", file).remove(0);
+    assert_eq!(cli.1.len(), 50, "every tag");
+    assert_eq!(
+        cli.1,
+        mean_tags(&patch_outputs(&b32, &h), &h),
+        "--precision fp32 is not exact"
+    );
     if has_vnni() {
-        // And `--precision int16` is the int16 path: different bits, same decisions.
-        let cli16 = cli_probs("int16", file);
-        assert_eq!(cli16, lib_probs(&int16, file));
-        assert_ne!(cli16, cli, "int16 should not be fp32's bits");
+        // And `--precision int16` is the int16 path: different bits, the same ones as
+        // the int16 backbone.
+        let cli16 = cli_probs("int16", file).remove(0);
+        assert_eq!(cli16.1, mean_tags(&patch_outputs(&b16, &h), &h));
+        assert_ne!(cli16.1, cli.1, "int16 should not be fp32's bits");
     }
 }
 
 /// The accuracy bar on real music: a spread sample of the dev clips (every tenth; the
-/// benchmark, `genretag bench`, measures all 180).
+/// benchmark, `genretag bench`, measures all 180), genres through the CLI's flag.
 #[test]
 fn int16_meets_the_accuracy_bar_on_dev_clips() {
     let Some(data) = shared("data/gtzan") else {
@@ -275,15 +306,18 @@ fn int16_meets_the_accuracy_bar_on_dev_clips() {
     files.sort();
     let sample: Vec<_> = files.into_iter().step_by(10).collect();
     assert!(sample.len() >= 10, "dev clips present");
-    let (fp32, int16, _) = analyzers();
-    let opts = PatchOptions::default();
-    let (mut exact, mut reduced) = (Vec::new(), Vec::new());
-    for f in &sample {
-        let p = extract_patches(f, &opts).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
-        exact.push(fp32.analyze_patches(f, p.clone(), opts.batch));
-        reduced.push(int16.analyze_patches(f, p, opts.batch));
+    let (g32, g16) = (cli_probs("fp32", &sample), cli_probs("int16", &sample));
+    let [b32, b16, _] = backbones();
+    let mut agree = Agreement::default();
+    for (i, f) in sample.iter().enumerate() {
+        let h = heard(f);
+        agree.add_genres(&values(&g32[i].0), &values(&g16[i].0));
+        add_patches(
+            &mut agree,
+            &patch_outputs(&b32, &h),
+            &patch_outputs(&b16, &h),
+        );
     }
-    let agree = agreement(&exact, &reduced);
     eprintln!(
         "{} dev clips, int16 vs fp32: {}",
         sample.len(),

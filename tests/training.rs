@@ -17,24 +17,7 @@ const RATE: u32 = 16_000;
 
 /// A 16 kHz mono 16-bit WAV.
 pub fn write_wav(path: &Path, samples: &[f32]) {
-    let n = samples.len() as u32;
-    let mut d = Vec::with_capacity(44 + 2 * samples.len());
-    d.extend_from_slice(b"RIFF");
-    d.extend_from_slice(&(36 + 2 * n).to_le_bytes());
-    d.extend_from_slice(b"WAVEfmt ");
-    d.extend_from_slice(&16u32.to_le_bytes());
-    d.extend_from_slice(&1u16.to_le_bytes());
-    d.extend_from_slice(&1u16.to_le_bytes());
-    d.extend_from_slice(&RATE.to_le_bytes());
-    d.extend_from_slice(&(RATE * 2).to_le_bytes());
-    d.extend_from_slice(&2u16.to_le_bytes());
-    d.extend_from_slice(&16u16.to_le_bytes());
-    d.extend_from_slice(b"data");
-    d.extend_from_slice(&(2 * n).to_le_bytes());
-    for s in samples {
-        d.extend_from_slice(&((s.clamp(-1.0, 1.0) * 32767.0) as i16).to_le_bytes());
-    }
-    std::fs::write(path, d).expect("write wav");
+    crate::common::write_wav(path, samples, RATE);
 }
 
 /// Deterministic noise in [-1, 1).
@@ -214,8 +197,6 @@ fn issue5_train_eval_compare_ensemble_resume_search_cli() {
         .arg(&data)
         .arg("--model")
         .arg(&lr)
-        .arg("--cache")
-        .arg(&cache)
         .arg("--out")
         .arg(&ev)
         .output()

@@ -13,10 +13,12 @@ use clap::Args;
 use serde::Deserialize;
 
 use super::EXIT_OK;
-use crate::analysis::{Analyzer, PatchOptions, TrackAnalysis, decode_ahead, extract_patches};
-use crate::ml::StageTimes;
+use crate::analysis::{AnalyseOptions, Analyzer, load_model};
+use crate::listen::{ListenOptions, listen};
 use crate::ml::musicnn::{N_MELS, PATCH_FRAMES};
-use crate::ml::precision::{Agreement, Precision, TrackOutputs, default_precision};
+use crate::ml::precision::{Agreement, Precision, default_precision, set_default_precision};
+use crate::ml::shipped::{BACKBONE_FILE, find_model};
+use crate::ml::{Backbone, StageTimes};
 use crate::train::bench::median;
 
 /// Arguments of `bench`.
@@ -77,39 +79,26 @@ struct PrecisionFigures {
     stages: Vec<(String, f64)>,
 }
 
-/// Per track, what the precision comparison needs.
-struct Kept {
-    genre_probs: Vec<f32>,
-    embeddings: Vec<Vec<f32>>,
-    tags: Vec<Vec<f32>>,
-}
-
-impl Kept {
-    fn from(a: &TrackAnalysis) -> Self {
-        Self {
-            genre_probs: a.genre_probs.clone(),
-            embeddings: a.segments.iter().map(|s| s.embedding.clone()).collect(),
-            tags: a.segments.iter().map(|s| s.tags.clone()).collect(),
-        }
-    }
-}
-
 /// Run `bench`.
 pub fn run(args: BenchArgs, device: &Device) -> anyhow::Result<u8> {
-    let mut analyzer = Analyzer::load(None, device)?;
+    // The precision `--precision` asked for; the shipped model is loaded at each one
+    // measured (its shared backbone is per precision), then this is restored.
+    let asked = default_precision();
+    let loaded = Backbone::load(&find_model(BACKBONE_FILE)?, device)?;
     let mut precisions = vec![Precision::Fp32];
-    if args.burn_front_end {
-        analyzer.backbone = analyzer.backbone.without_fast_path();
+    let base = if args.burn_front_end {
+        loaded.without_fast_path()
     } else {
         // The reduced precision `auto` picks here (int16 with VNNI), or the one asked for.
-        let reduced = match default_precision() {
+        let reduced = match asked {
             Precision::Auto | Precision::Fp32 => Precision::Auto.resolve(),
             p => p,
         };
         if reduced != Precision::Fp32 {
             precisions.push(reduced);
         }
-    }
+        loaded
+    };
     let (files, _) = super::files::collect(std::slice::from_ref(&args.data));
     anyhow::ensure!(!files.is_empty(), "no audio under {}", args.data.display());
     let sample: Vec<PathBuf> = files
@@ -118,52 +107,57 @@ pub fn run(args: BenchArgs, device: &Device) -> anyhow::Result<u8> {
         .take(args.clips)
         .cloned()
         .collect();
-    let all = PatchOptions {
+    let all = ListenOptions {
         max_patches: None,
-        batch: 10,
+        whole: false,
     };
 
-    // Warm up allocator, thread pool and kernels.
-    let warm = extract_patches(&sample[0], &all)?;
-    analyzer.embed(&warm, 10);
-
+    // Warm up allocator, thread pool and decoder.
+    listen(&sample[0], &all)?;
     let mut pre = Vec::new();
     let mut clips = Vec::new();
     for f in &sample {
         let t = Instant::now();
-        let p =
-            extract_patches(f, &all).with_context(|| format!("while decoding {}", f.display()))?;
+        let p = listen(f, &all).with_context(|| format!("while decoding {}", f.display()))?;
         pre.push(t.elapsed().as_secs_f64());
         clips.push(p);
     }
     let pre_ms = median(&mut pre) * 1e3;
-    let one = PatchOptions {
+    let one = ListenOptions {
         max_patches: Some(1),
-        batch: 1,
+        whole: false,
     };
-    let single = extract_patches(&sample[0], &one)?;
+    let single = listen(&sample[0], &one)?;
 
     let mut figures = Vec::new();
-    let mut kept: Vec<Vec<Kept>> = Vec::new();
+    // Per precision: every sample clip's per-patch (embedding, tags), and every file's
+    // genre probabilities from the shipped model end to end.
+    let mut patch_outs: Vec<Vec<Vec<(Vec<f32>, Vec<f32>)>>> = Vec::new();
+    let mut genres: Vec<Vec<(PathBuf, Vec<f32>)>> = Vec::new();
     let mut e2e_files = 0;
     for &precision in &precisions {
-        let mut a = analyzer.clone();
-        if !args.burn_front_end {
-            a.backbone = a.backbone.with_precision(precision);
-        }
-        a.embed(&warm, 10);
+        let backbone = if args.burn_front_end {
+            base.clone()
+        } else {
+            base.clone().with_precision(precision)
+        };
+        backbone.embed_patches(&clips[0].patches, 10);
+        let mut outs = Vec::with_capacity(clips.len());
         let mut net_clip: Vec<f64> = clips
             .iter()
             .map(|p| {
                 let t = Instant::now();
-                a.embed(p, 10);
-                t.elapsed().as_secs_f64()
+                let o = backbone.embed_patches(&p.patches, 10);
+                let s = t.elapsed().as_secs_f64();
+                outs.push(o);
+                s
             })
             .collect();
+        patch_outs.push(outs);
         let mut net_patch: Vec<f64> = (0..10)
             .map(|_| {
                 let t = Instant::now();
-                a.embed(&single, 1);
+                backbone.embed_patches(&single.patches, 1);
                 t.elapsed().as_secs_f64()
             })
             .collect();
@@ -171,12 +165,12 @@ pub fn run(args: BenchArgs, device: &Device) -> anyhow::Result<u8> {
         if args.profile {
             let mut times = StageTimes::default();
             for p in &clips {
-                let n = p.data.len() / (PATCH_FRAMES * N_MELS);
+                let n = p.patches.len() / (PATCH_FRAMES * N_MELS);
                 let x: Tensor<3> = Tensor::from_data(
-                    TensorData::new(p.data.clone(), [n, PATCH_FRAMES, N_MELS]),
-                    a.backbone.device(),
+                    TensorData::new(p.patches.clone(), [n, PATCH_FRAMES, N_MELS]),
+                    backbone.device(),
                 );
-                a.backbone.forward_profiled(x, &mut times);
+                backbone.forward_profiled(x, &mut times);
             }
             stages = times
                 .stages
@@ -184,21 +178,28 @@ pub fn run(args: BenchArgs, device: &Device) -> anyhow::Result<u8> {
                 .map(|(s, v)| (s.to_string(), v / clips.len() as f64))
                 .collect();
         }
-        // End to end over every file: decoding overlapped with inference, as `classify` does.
+        // End to end over every file with the shipped model at this precision: decoding
+        // overlapped with inference, as `classify` does.
         let mut tracks_per_s = None;
         if !args.no_end_to_end {
-            let t = Instant::now();
-            let opts = PatchOptions::default();
-            let mut done = Vec::new();
-            for (f, r) in decode_ahead(files.clone(), opts) {
-                if let Ok(p) = r {
-                    done.push(Kept::from(&a.analyze_patches(&f, p, opts.batch)));
-                }
+            if !args.burn_front_end {
+                set_default_precision(precision);
             }
+            let model = load_model(None, device);
+            set_default_precision(asked);
+            let analyzer = Analyzer::new(model?, AnalyseOptions::default());
+            let mut done = Vec::new();
+            let t = Instant::now();
+            analyzer.analyse_all(files.clone(), |path, r| {
+                if let Ok(a) = r {
+                    done.push((path, a.genre_probs));
+                }
+                true
+            });
             let e2e = t.elapsed().as_secs_f64();
             e2e_files = done.len();
             tracks_per_s = Some(done.len() as f64 / e2e);
-            kept.push(done);
+            genres.push(done);
         }
         figures.push(PrecisionFigures {
             precision,
@@ -311,31 +312,37 @@ pub fn run(args: BenchArgs, device: &Device) -> anyhow::Result<u8> {
         }
     }
     let mut agreement = None;
-    if let [exact, other] = &kept[..] {
+    if let [exact, other] = &patch_outs[..] {
+        // Every patch of the sample clips (penultimate, tags); every file's genre
+        // decision and probabilities when the end-to-end pass ran.
         let mut agree = Agreement::default();
         for (e, o) in exact.iter().zip(other) {
-            let (ee, et): (Vec<&[f32]>, Vec<&[f32]>) = (
-                e.embeddings.iter().map(Vec::as_slice).collect(),
-                e.tags.iter().map(Vec::as_slice).collect(),
-            );
-            let (oe, ot): (Vec<&[f32]>, Vec<&[f32]>) = (
-                o.embeddings.iter().map(Vec::as_slice).collect(),
-                o.tags.iter().map(Vec::as_slice).collect(),
-            );
-            agree.add(
-                TrackOutputs {
-                    genre_probs: &e.genre_probs,
-                    patch_embeddings: &ee,
-                    patch_tags: &et,
-                },
-                TrackOutputs {
-                    genre_probs: &o.genre_probs,
-                    patch_embeddings: &oe,
-                    patch_tags: &ot,
-                },
-            );
+            let emb = |v: &[(Vec<f32>, Vec<f32>)]| -> Vec<&[f32]> {
+                v.iter().map(|(e, _)| e.as_slice()).collect()
+            };
+            let tags = |v: &[(Vec<f32>, Vec<f32>)]| -> Vec<&[f32]> {
+                v.iter().map(|(_, t)| t.as_slice()).collect()
+            };
+            let (ee, et, oe, ot) = (emb(e), tags(e), emb(o), tags(o));
+            agree.add_patches((&ee, &oe), (&et, &ot));
         }
-        println!("[{}] vs [fp32]: {}", precisions[1], agree.summary());
+        if let [exact, other] = &genres[..] {
+            for ((pe, e), (po, o)) in exact.iter().zip(other) {
+                anyhow::ensure!(pe == po, "end-to-end passes disagree on the files");
+                agree.add_genres(e, o);
+            }
+        }
+        println!(
+            "[{}] vs [fp32] ({} sample clips' patches{}): {}",
+            precisions[1],
+            exact.len(),
+            if genres.len() == 2 {
+                format!(", genres of all {e2e_files} files")
+            } else {
+                String::new()
+            },
+            agree.summary()
+        );
         agreement = Some(agree);
     }
     if let Some(p) = &args.json {

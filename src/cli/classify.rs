@@ -1,7 +1,8 @@
-//! `genretag classify`: top genres, style tags and an optional per-segment timeline.
+//! `genretag classify`: each track's genre (or "unsure", with the reason), its top
+//! genres, the backbone's style tags and an optional per-segment timeline.
 //!
-//! Decoding runs one file ahead of inference ([`decode_ahead`]), so the two
-//! overlap. A file that fails is reported and the batch continues.
+//! Decoding runs ahead of the model ([`Analyzer::analyse_all`]); a file that fails is
+//! reported and the batch continues.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -9,10 +10,15 @@ use std::path::PathBuf;
 use anyhow::Context;
 use burn::tensor::Device;
 use clap::Args;
+use clap::builder::TypedValueParser as _;
 use serde::Serialize;
 
 use super::{EXIT_FATAL, EXIT_OK, EXIT_PARTIAL, files};
-use crate::analysis::{Analyzer, DEFAULT_MAX_PATCHES, PatchOptions, TrackAnalysis, decode_ahead};
+use crate::analysis::{
+    AnalyseOptions, Analyzer, DEFAULT_MAX_PATCHES, TrackAnalysis, Verdict, load_model, top_label,
+    written_name,
+};
+use crate::model::GenreModel;
 
 /// Arguments of `classify`.
 #[derive(Debug, Args)]
@@ -21,26 +27,31 @@ pub struct ClassifyArgs {
     #[arg(required = true)]
     pub paths: Vec<PathBuf>,
     /// How many genres to show per track.
-    #[arg(long, default_value_t = 3)]
-    pub top_k: usize,
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    pub top_k: u32,
     /// How many backbone style tags to show per track.
     #[arg(long, default_value_t = 5)]
     pub tags: usize,
     /// Show the genre of each 3 s segment.
     #[arg(long)]
     pub segments: bool,
-    /// Print one JSON document (schema `genretag.classify/1`, see README) instead of text.
+    /// Print one JSON document (schema `genretag.classify/2`, see README) instead of text.
     #[arg(long)]
     pub json: bool,
-    /// Genre head to use (`NAME.json` with `NAME.bpk` beside it), or a model trained with
-    /// `genretag train` (its run folder or `model/` folder); default: the shipped model.
+    /// A model trained with `genretag train` (its run folder, `model/` folder or
+    /// `model.json`); default: the shipped model.
     #[arg(long)]
     pub model: Option<PathBuf>,
-    /// Analyse every 3 s patch instead of at most `--max-patches` evenly spread ones.
+    /// Answer when the top genre's calibrated probability is at least this (0-1);
+    /// default: the model's own threshold (chosen for >= 95 % precision on held-out data).
+    #[arg(long)]
+    pub min_prob: Option<f32>,
+    /// Analyse every 3 s patch instead of at most `--max-patches` spread ones.
     #[arg(long)]
     pub all_patches: bool,
-    /// Patches analysed per track (evenly spread) unless `--all-patches`.
-    #[arg(long, default_value_t = DEFAULT_MAX_PATCHES)]
+    /// Patches analysed per track (spread over it, intro and outro left out) unless
+    /// `--all-patches`.
+    #[arg(long, default_value_t = DEFAULT_MAX_PATCHES, value_parser = clap::value_parser!(u32).range(1..).map(|v| v as usize))]
     pub max_patches: usize,
 }
 
@@ -49,7 +60,9 @@ pub struct ClassifyArgs {
 pub struct Scored {
     /// Label.
     pub label: String,
-    /// Probability in [0, 1].
+    /// Name written into tags.
+    pub name: String,
+    /// Calibrated probability in [0, 1].
     pub probability: f32,
 }
 
@@ -76,10 +89,17 @@ pub struct JsonTrack {
     /// Why it failed (only when `ok` is false).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The decision: `{"kind": "genre", "label", "probability"}` or
+    /// `{"kind": "unsure", "reason"}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decision: Option<Verdict>,
     /// Decoded duration.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub duration_s: Option<f64>,
-    /// Patches analysed / complete patches in the track.
+    /// Seconds the model listened to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listened_s: Option<f64>,
+    /// Segments analysed / complete 3 s patches in the track.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub patches: Option<[usize; 2]>,
     /// Top genres, most likely first.
@@ -99,8 +119,10 @@ pub struct JsonTrack {
 /// The whole JSON document.
 #[derive(Debug, Serialize)]
 pub struct JsonReport {
-    /// Always `genretag.classify/1`.
+    /// Always `genretag.classify/2`.
     pub schema: &'static str,
+    /// The model's id and name.
+    pub model: JsonModel,
     /// Genre labels of the model, in output order.
     pub labels: Vec<String>,
     /// One entry per input file, in input order.
@@ -109,24 +131,28 @@ pub struct JsonReport {
     pub summary: Summary,
 }
 
+/// Which model answered.
+#[derive(Debug, Serialize)]
+pub struct JsonModel {
+    /// Stable id (a hash of its bytes).
+    pub id: String,
+    /// Human name.
+    pub name: String,
+    /// The decision threshold in force.
+    pub threshold: f32,
+}
+
 /// Counts of the batch.
 #[derive(Debug, Serialize)]
 pub struct Summary {
     /// Files analysed.
     pub ok: usize,
+    /// Of those, answered with a genre.
+    pub sure: usize,
+    /// Of those, "unsure".
+    pub unsure: usize,
     /// Files that failed.
     pub failed: usize,
-}
-
-fn top(ranked: Vec<(&str, f32)>, k: usize) -> Vec<Scored> {
-    ranked
-        .into_iter()
-        .take(k)
-        .map(|(label, probability)| Scored {
-            label: label.to_string(),
-            probability,
-        })
-        .collect()
 }
 
 impl JsonTrack {
@@ -135,7 +161,9 @@ impl JsonTrack {
             path: path.display().to_string(),
             ok: false,
             error: Some(error),
+            decision: None,
             duration_s: None,
+            listened_s: None,
             patches: None,
             genres: Vec::new(),
             tags: Vec::new(),
@@ -143,64 +171,80 @@ impl JsonTrack {
             warnings: Vec::new(),
         }
     }
-}
 
-fn to_json(a: &TrackAnalysis, args: &ClassifyArgs) -> JsonTrack {
-    let mut warnings = Vec::new();
-    if a.skipped_packets > 0 {
-        warnings.push(format!("skipped {} corrupt packet(s)", a.skipped_packets));
-    }
-    if a.padded {
-        warnings.push("shorter than 3 s: padded with silence, low confidence".into());
-    }
-    JsonTrack {
-        path: a.path.display().to_string(),
-        ok: true,
-        error: None,
-        duration_s: Some((a.duration_s * 1000.0).round() / 1000.0),
-        patches: Some([a.segments.len(), a.total_patches]),
-        genres: top(a.ranked_genres(), args.top_k),
-        tags: top(a.ranked_tags(), args.tags),
-        segments: args.segments.then(|| {
-            a.segments
-                .iter()
-                .map(|s| {
-                    let (best, p) = s
-                        .genre_probs
-                        .iter()
-                        .enumerate()
-                        .max_by(|x, y| x.1.total_cmp(y.1))
-                        .map(|(i, p)| (a.labels[i].clone(), *p))
-                        .unwrap_or_default();
-                    JsonSegment {
-                        start_s: s.start_s,
-                        end_s: s.end_s,
-                        genre: best,
-                        probability: p,
-                    }
+    fn of(a: &TrackAnalysis, model: &dyn GenreModel, args: &ClassifyArgs) -> Self {
+        let scored = |label: &str, probability: f32| Scored {
+            label: label.to_string(),
+            name: written_name(model, label),
+            probability,
+        };
+        Self {
+            path: a.path.display().to_string(),
+            ok: true,
+            error: None,
+            decision: Some(a.verdict.clone()),
+            duration_s: Some((a.duration_s * 1000.0).round() / 1000.0),
+            listened_s: Some((a.listened_s * 1000.0).round() / 1000.0),
+            patches: Some([a.segments.len(), a.total_patches]),
+            genres: a
+                .ranked_genres()
+                .into_iter()
+                .take(args.top_k as usize)
+                .map(|(l, p)| scored(l, p))
+                .collect(),
+            tags: a
+                .ranked_tags()
+                .into_iter()
+                .take(args.tags)
+                .map(|(t, p)| Scored {
+                    label: t.to_string(),
+                    name: t.to_string(),
+                    probability: p,
                 })
-                .collect()
-        }),
-        warnings,
+                .collect(),
+            segments: args.segments.then(|| {
+                a.segments
+                    .iter()
+                    .map(|s| {
+                        let best = top_label(&a.labels, &s.genre_probs).unwrap_or_default();
+                        let p = s.genre_probs.iter().copied().fold(0.0, f32::max);
+                        JsonSegment {
+                            start_s: s.start_s,
+                            end_s: s.end_s,
+                            genre: written_name(model, best),
+                            probability: p,
+                        }
+                    })
+                    .collect()
+            }),
+            warnings: a.warnings(),
+        }
     }
 }
 
 fn print_text(t: &JsonTrack, out: &mut impl Write) -> std::io::Result<()> {
-    if !t.ok {
-        return writeln!(
-            out,
-            "{}\n  error: {}",
-            t.path,
-            t.error.as_deref().unwrap_or("unknown")
-        );
-    }
     writeln!(out, "{}", t.path)?;
+    if !t.ok {
+        return writeln!(out, "  error: {}", t.error.as_deref().unwrap_or("unknown"));
+    }
+    match &t.decision {
+        Some(Verdict::Genre { label, probability }) => {
+            let name = t
+                .genres
+                .iter()
+                .find(|g| &g.label == label)
+                .map_or(label.as_str(), |g| g.name.as_str());
+            writeln!(out, "  genre: {name} ({:.0} %)", probability * 100.0)?
+        }
+        Some(Verdict::Unsure { reason }) => writeln!(out, "  genre: unsure ({reason})")?,
+        _ => {}
+    }
     let genres: Vec<String> = t
         .genres
         .iter()
-        .map(|g| format!("{} {:.0}%", g.label, g.probability * 100.0))
+        .map(|g| format!("{} {:.0}%", g.name, g.probability * 100.0))
         .collect();
-    writeln!(out, "  genre: {}", genres.join(", "))?;
+    writeln!(out, "  top:   {}", genres.join(", "))?;
     let tags: Vec<String> = t
         .tags
         .iter()
@@ -227,114 +271,30 @@ fn print_text(t: &JsonTrack, out: &mut impl Write) -> std::io::Result<()> {
     Ok(())
 }
 
-/// `classify` with a model from `genretag train` (any kind, or an ensemble).
-fn run_trained(args: &ClassifyArgs, dir: &std::path::Path, device: &Device) -> anyhow::Result<u8> {
-    use crate::train::features::{FRAMES_PER_S, FeatureStore};
-    use crate::train::saved::SavedModel;
-    let model = SavedModel::load(dir, device)
-        .with_context(|| format!("while loading the model in {}", dir.display()))?;
-    let store = crate::train::run::store_for_model(&model, FeatureStore::default_cache(), device)?;
-    let (found, walk_errors) = files::collect(&args.paths);
-    if found.is_empty() && walk_errors.is_empty() {
-        eprintln!("error: no audio files found in the given paths");
-        return Ok(EXIT_FATAL);
-    }
-    let labels = model.file.labels.clone();
-    let w = model.file.windowing;
-    let (len_s, hop_s) = (
-        w.frames() as f32 / FRAMES_PER_S,
-        w.hop() as f32 / FRAMES_PER_S,
-    );
-    let per_window = model
-        .file
-        .spec
-        .as_ref()
-        .is_some_and(|s| s.kind != crate::train::models::ModelKind::Rnn);
-    let mut tracks: Vec<JsonTrack> = walk_errors
-        .into_iter()
-        .map(|(p, e)| JsonTrack::failed(&p, format!("cannot read ({e}): {}", p.display())))
-        .collect();
-    for path in &found {
-        let t = match model.predict_file(&store, path) {
-            Ok(p) => {
-                let mut ranked: Vec<(&str, f32)> = labels
-                    .iter()
-                    .map(String::as_str)
-                    .zip(p.track.iter().copied())
-                    .collect();
-                ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
-                let segments = (args.segments && per_window).then(|| {
-                    p.windows
-                        .iter()
-                        .enumerate()
-                        .map(|(i, row)| {
-                            let best = crate::train::metrics::argmax(row);
-                            JsonSegment {
-                                start_s: i as f32 * hop_s,
-                                end_s: i as f32 * hop_s + len_s,
-                                genre: labels[best].clone(),
-                                probability: row[best],
-                            }
-                        })
-                        .collect()
-                });
-                JsonTrack {
-                    path: path.display().to_string(),
-                    ok: true,
-                    error: None,
-                    duration_s: None,
-                    patches: Some([p.windows.len(), p.windows.len()]),
-                    genres: top(ranked, args.top_k),
-                    tags: Vec::new(),
-                    segments,
-                    warnings: Vec::new(),
-                }
-            }
-            Err(e) => JsonTrack::failed(path, e.to_string()),
-        };
-        if !args.json {
-            print_text(&t, &mut std::io::stdout().lock())?;
-        }
-        tracks.push(t);
-    }
-    let failed = tracks.iter().filter(|t| !t.ok).count();
-    let ok = tracks.len() - failed;
-    if args.json {
-        let report = JsonReport {
-            schema: "genretag.classify/1",
-            labels,
-            tracks,
-            summary: Summary { ok, failed },
-        };
-        let mut out = std::io::stdout().lock();
-        serde_json::to_writer_pretty(&mut out, &report)?;
-        writeln!(out)?;
-    } else if found.len() > 1 || failed > 0 {
-        eprintln!("{ok} classified, {failed} failed");
-    }
-    Ok(if failed == 0 { EXIT_OK } else { EXIT_PARTIAL })
-}
-
 /// Run `classify`.
 pub fn run(args: ClassifyArgs, device: &Device) -> anyhow::Result<u8> {
-    if let Some(dir) = args
-        .model
-        .as_deref()
-        .and_then(crate::train::saved::SavedModel::find_dir)
+    if let Some(p) = args.min_prob
+        && !(0.0..=1.0).contains(&p)
     {
-        return run_trained(&args, &dir, device);
+        anyhow::bail!("--min-prob must be between 0 and 1 (got {p})");
     }
-    let analyzer =
-        Analyzer::load(args.model.as_deref(), device).context("while loading the genre model")?;
+    let model =
+        load_model(args.model.as_deref(), device).context("while loading the genre model")?;
+    let mut analyzer = Analyzer::new(
+        model.clone(),
+        AnalyseOptions {
+            max_patches: (!args.all_patches).then_some(args.max_patches),
+            ..AnalyseOptions::default()
+        },
+    );
+    if let Some(p) = args.min_prob {
+        analyzer = analyzer.with_threshold(p);
+    }
     let (found, walk_errors) = files::collect(&args.paths);
     if found.is_empty() && walk_errors.is_empty() {
         eprintln!("error: no audio files found in the given paths");
         return Ok(EXIT_FATAL);
     }
-    let opts = PatchOptions {
-        max_patches: (!args.all_patches).then_some(args.max_patches.max(1)),
-        ..PatchOptions::default()
-    };
 
     let progress = indicatif::ProgressBar::new(found.len() as u64);
     if found.len() < 2 || args.json {
@@ -356,37 +316,62 @@ pub fn run(args: ClassifyArgs, device: &Device) -> anyhow::Result<u8> {
             progress.suspend(|| print_text(t, &mut out))?;
         }
     }
-    for (path, patches) in decode_ahead(found.clone(), opts) {
+    let mut io_error = None;
+    analyzer.analyse_all(found.clone(), |path, result| {
         progress.set_message(
             path.file_name()
                 .map(|n| n.to_string_lossy().to_string())
                 .unwrap_or_default(),
         );
-        let track = match patches {
-            Ok(p) => to_json(&analyzer.analyze_patches(&path, p, opts.batch), &args),
+        let track = match result {
+            Ok(a) => JsonTrack::of(&a, model.as_ref(), &args),
             Err(e) => JsonTrack::failed(&path, e.to_string()),
         };
-        if !args.json {
-            progress.suspend(|| print_text(&track, &mut out))?;
+        if !args.json
+            && let Err(e) = progress.suspend(|| print_text(&track, &mut out))
+        {
+            io_error = Some(e);
+            return false;
         }
         tracks.push(track);
         progress.inc(1);
-    }
+        true
+    });
     progress.finish_and_clear();
+    if let Some(e) = io_error {
+        return Err(e.into());
+    }
 
     let failed = tracks.iter().filter(|t| !t.ok).count();
     let ok = tracks.len() - failed;
+    let unsure = tracks
+        .iter()
+        .filter(|t| t.decision.as_ref().is_some_and(Verdict::is_unsure))
+        .count();
     if args.json {
         let report = JsonReport {
-            schema: "genretag.classify/1",
-            labels: analyzer.head.config.labels.clone(),
+            schema: "genretag.classify/2",
+            model: JsonModel {
+                id: model.id().to_string(),
+                name: model.name(),
+                threshold: analyzer.rule().threshold,
+            },
+            labels: model.labels().to_vec(),
             tracks,
-            summary: Summary { ok, failed },
+            summary: Summary {
+                ok,
+                sure: ok - unsure,
+                unsure,
+                failed,
+            },
         };
         serde_json::to_writer_pretty(&mut out, &report)?;
         writeln!(out)?;
     } else if found.len() > 1 || failed > 0 {
-        eprintln!("{ok} classified, {failed} failed");
+        eprintln!(
+            "{ok} classified ({} with a genre, {unsure} unsure), {failed} failed",
+            ok - unsure
+        );
     }
     Ok(if failed == 0 { EXIT_OK } else { EXIT_PARTIAL })
 }

@@ -9,7 +9,6 @@ pub mod files;
 mod scan;
 mod tag;
 mod train;
-mod train_default;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -50,8 +49,6 @@ pub enum Command {
     Classify(classify::ClassifyArgs),
     /// Convert the musicnn MSD TensorFlow checkpoint into our burn record.
     ConvertMusicnn(convert::ConvertArgs),
-    /// Train the default genre head on a GTZAN-layout folder and report cross-validation.
-    TrainDefault(train_default::TrainArgs),
     /// Measure decoding, features, backbone and end-to-end speed.
     Bench(bench::BenchArgs),
     /// Preview genre tags for files (and write them with --write), journaled for undo.
@@ -68,8 +65,11 @@ pub enum Command {
     BenchTrain(bench::BenchTrainArgs),
     /// Train a genre model (any kind) on a labelled dataset and report on its test split.
     Train(Box<train::TrainArgs>),
-    /// Evaluate a trained model on a dataset's test split (or all of it).
+    /// Evaluate a model (default: the shipped one) on labelled music: accuracy, precision
+    /// and coverage at its threshold, calibration; optionally robustness and long files.
     Eval(train::EvalArgs),
+    /// Render a run's report (tables, plots, reliability diagram) into another folder.
+    Report(train::ReportArgs),
     /// Compare runs side by side, with McNemar's test on their common test tracks.
     Compare(train::CompareArgs),
     /// Open the desktop app (the default with no subcommand), optionally on a folder.
@@ -94,7 +94,6 @@ pub fn main() -> ExitCode {
         Some(Command::App(args)) => run_gui(args),
         Some(Command::Classify(args)) => classify::run(args, &device),
         Some(Command::ConvertMusicnn(args)) => convert::run(args, &device),
-        Some(Command::TrainDefault(args)) => train_default::run(args, &device),
         Some(Command::Bench(args)) => bench::run(args, &device),
         Some(Command::Tag(args)) => tag::run(args, &device),
         Some(Command::Undo(args)) => tag::run_undo(args),
@@ -105,6 +104,7 @@ pub fn main() -> ExitCode {
         Some(Command::Train(args)) => train::run(*args, &device),
         Some(Command::Eval(args)) => train::run_eval(args, &device),
         Some(Command::Compare(args)) => train::run_compare(args),
+        Some(Command::Report(args)) => train::run_report(args),
         Some(Command::Ensemble(args)) => train::run_ensemble(args, &device),
     };
     match result {

@@ -9,10 +9,11 @@ use std::path::PathBuf;
 use anyhow::Context;
 use burn::tensor::Device;
 use clap::Args;
+use clap::builder::TypedValueParser as _;
 use serde::Serialize;
 
 use super::{EXIT_FATAL, EXIT_OK, EXIT_PARTIAL, files};
-use crate::analysis::{Analyzer, PatchOptions, StoredAnalysis, decode_ahead};
+use crate::analysis::{AnalyseOptions, Analyzer, Cached, StoredAnalysis, Verdict, load_model};
 use crate::library::tagger::{apply, remove_stale_scratch, undo_batch};
 use crate::library::tags::Provenance;
 use crate::library::{
@@ -29,11 +30,13 @@ pub struct TagArgs {
     #[arg(long)]
     pub write: bool,
     /// At most this many genres per track.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..).map(|v| v as usize))]
     pub top_k: usize,
-    /// Only genres at least this probable (0-1).
-    #[arg(long, default_value_t = 0.5)]
-    pub min_prob: f32,
+    /// Only genres at least this probable (0-1); default: the model's own threshold,
+    /// chosen so that written genres were right >= 95 % of the time on held-out data.
+    /// Tracks the model is unsure of are never tagged unless this is lowered.
+    #[arg(long)]
+    pub min_prob: Option<f32>,
     /// replace (keeping protected genres), merge with existing, or fill only untagged files.
     #[arg(long, value_enum, default_value_t = Mode::Replace)]
     pub policy: Mode,
@@ -56,7 +59,8 @@ pub struct TagArgs {
     /// Library database (default: the XDG data directory).
     #[arg(long)]
     pub db: Option<PathBuf>,
-    /// Genre head to use (default: the shipped model).
+    /// A model trained with `genretag train` (run folder, `model/` folder or
+    /// `model.json`); default: the shipped model.
     #[arg(long)]
     pub model: Option<PathBuf>,
     /// Print one JSON document instead of text.
@@ -83,14 +87,11 @@ pub struct HistoryArgs {
     pub db: Option<PathBuf>,
 }
 
-/// Genre labels with probabilities, most likely first.
-type Ranked = Vec<(String, f32)>;
-
 /// One file in the report.
 #[derive(Debug, Serialize)]
 struct FileReport {
     path: String,
-    /// `tagged`, `would-tag`, `unchanged`, `skipped` or `failed`.
+    /// `tagged`, `would-tag`, `unchanged`, `skipped`, `unsure` or `failed`.
     status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     proposal: Option<Proposal>,
@@ -110,13 +111,30 @@ fn open_library(db: Option<PathBuf>) -> anyhow::Result<Library> {
 
 /// Run `tag`.
 pub fn run(args: TagArgs, device: &Device) -> anyhow::Result<u8> {
+    if let Some(p) = args.min_prob
+        && !(0.0..=1.0).contains(&p)
+    {
+        anyhow::bail!("--min-prob must be between 0 and 1 (got {p})");
+    }
+    let model =
+        load_model(args.model.as_deref(), device).context("while loading the genre model")?;
+    let mut analyzer = Analyzer::new(model.clone(), AnalyseOptions::default());
+    if let Some(p) = args.min_prob {
+        analyzer = analyzer.with_threshold(p);
+    }
     let mut policy = TagPolicy {
-        top_k: args.top_k.max(1),
-        min_prob: args.min_prob,
+        top_k: args.top_k,
+        min_prob: analyzer.rule().threshold,
         mode: args.policy,
         whitelist: args.only.clone(),
         protected: args.protect.clone(),
-        ..TagPolicy::default()
+        // Written names come from the model's taxonomy; `--map` renames further.
+        names: model
+            .taxonomy()
+            .genres
+            .iter()
+            .map(|g| (g.key.to_lowercase(), g.name.clone()))
+            .collect(),
     };
     if let Some(map) = &args.map {
         policy
@@ -124,9 +142,7 @@ pub fn run(args: TagArgs, device: &Device) -> anyhow::Result<u8> {
             .with_context(|| format!("while reading the genre map {}", map.display()))?;
     }
     let lib = open_library(args.db.clone())?;
-    let analyzer =
-        Analyzer::load(args.model.as_deref(), device).context("while loading the genre model")?;
-    let model_id = format!("musicnn_msd/{}", analyzer.head.fingerprint());
+    let model_id = model.id().to_string();
     let (found, walk_errors) = files::collect(&args.paths);
     if found.is_empty() && walk_errors.is_empty() {
         eprintln!("error: no audio files found in the given paths");
@@ -178,46 +194,25 @@ pub fn run(args: TagArgs, device: &Device) -> anyhow::Result<u8> {
         })
         .collect();
     // Files whose analysis is cached for this model are not decoded again.
-    let (cached, to_decode): (Vec<PathBuf>, Vec<PathBuf>) = found
-        .iter()
-        .cloned()
-        .partition(|p| lib.cached_analysis(p, &model_id).ok().flatten().is_some());
-    progress.set_length(to_decode.len() as u64);
-    let mut ranked_of: Vec<(PathBuf, Result<Ranked, String>)> = cached
-        .into_iter()
-        .map(|p| {
-            let r = lib
-                .cached_analysis(&p, &model_id)
-                .ok()
-                .flatten()
-                .and_then(|j| serde_json::from_str::<StoredAnalysis>(&j).ok())
-                .map(|a| a.genres)
-                .ok_or_else(|| "cached analysis unreadable".to_string());
-            (p, r)
-        })
-        .collect();
-    for (path, patches) in decode_ahead(to_decode, PatchOptions::default()) {
-        let r = patches.map_err(|e| e.to_string()).map(|p| {
-            let stored = StoredAnalysis::from(&analyzer.analyze_patches(&path, p, 10));
-            if let Ok(j) = serde_json::to_string(&stored) {
-                let _ = lib.store_analysis(&path, &model_id, &j);
-            }
-            stored.genres
-        });
-        ranked_of.push((path, r));
-        progress.inc(1);
-    }
-    ranked_of.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut analysed: Vec<(PathBuf, Result<StoredAnalysis, String>)> = Vec::new();
+    Cached::new(&analyzer, &lib).get_or_analyse(found.clone(), |path, r, cached| {
+        if !cached {
+            progress.inc(1);
+        }
+        analysed.push((path, r.map_err(|e| e.to_string())));
+        true
+    });
+    analysed.sort_by(|a, b| a.0.cmp(&b.0));
 
-    for (path, ranked) in ranked_of {
-        let report = match ranked {
+    for (path, analysis) in analysed {
+        let report = match analysis {
             Err(e) => FileReport {
                 path: path.display().to_string(),
                 status: "failed",
                 proposal: None,
                 error: Some(e),
             },
-            Ok(ranked) => match read_tags(&path) {
+            Ok(a) => match read_tags(&path) {
                 Err(e) => FileReport {
                     path: path.display().to_string(),
                     status: "failed",
@@ -226,14 +221,22 @@ pub fn run(args: TagArgs, device: &Device) -> anyhow::Result<u8> {
                 },
                 Ok(tags) => {
                     let refs: Vec<(&str, f32)> =
-                        ranked.iter().map(|(l, p)| (l.as_str(), *p)).collect();
-                    let proposal = policy.propose(&tags.genres, &refs);
+                        a.genres.iter().map(|(l, p)| (l.as_str(), *p)).collect();
+                    let mut proposal = policy.propose(&tags.genres, &refs);
+                    if let Verdict::Unsure { reason } = &a.verdict {
+                        // "Unsure" is an answer: nothing is written for this track.
+                        proposal.proposed = proposal.existing.clone();
+                        proposal.changes = false;
+                        proposal.skipped = true;
+                        proposal.reason = format!("unsure: {reason}");
+                    }
                     let (status, error) = match (proposal.skipped, proposal.changes, batch) {
+                        (true, _, _) if a.verdict.is_unsure() => ("unsure", None),
                         (true, _, _) => ("skipped", None),
                         (false, false, _) => ("unchanged", None),
                         (false, true, None) => ("would-tag", None),
                         (false, true, Some(b)) => {
-                            let confidence = ranked.first().map_or(0.0, |r| r.1);
+                            let confidence = a.genres.first().map_or(0.0, |r| r.1);
                             match apply(&lib, b, &path, &proposal, &write_opts(confidence))? {
                                 Ok(()) => ("tagged", None),
                                 Err(e) => ("failed", Some(e)),
@@ -261,13 +264,15 @@ pub fn run(args: TagArgs, device: &Device) -> anyhow::Result<u8> {
         serde_json::to_writer_pretty(
             &mut out,
             &serde_json::json!({
-                "schema": "genretag.tag/1",
+                "schema": "genretag.tag/2",
                 "write": args.write,
                 "batch": batch,
+                "model": {"id": model.id(), "name": model.name(), "threshold": analyzer.rule().threshold},
                 "files": reports,
                 "summary": {
                     "tagged": count("tagged"), "would_tag": count("would-tag"),
-                    "unchanged": count("unchanged"), "skipped": count("skipped"), "failed": failed,
+                    "unchanged": count("unchanged"), "skipped": count("skipped"),
+                    "unsure": count("unsure"), "failed": failed,
                 },
             }),
         )?;
@@ -283,6 +288,13 @@ pub fn run(args: TagArgs, device: &Device) -> anyhow::Result<u8> {
             };
             match (&r.proposal, &r.error) {
                 (_, Some(e)) => writeln!(out, "{}\n  failed: {e}", r.path)?,
+                (Some(p), None) if r.status == "unsure" => writeln!(
+                    out,
+                    "{}\n  unsure: keeps {}  ({})",
+                    r.path,
+                    show(&p.existing),
+                    p.reason
+                )?,
                 (Some(p), None) => writeln!(
                     out,
                     "{}\n  {}: {} -> {}  ({})",
@@ -298,9 +310,10 @@ pub fn run(args: TagArgs, device: &Device) -> anyhow::Result<u8> {
         let verb = if args.write { "tagged" } else { "would tag" };
         writeln!(
             out,
-            "{} {verb}, {} unchanged, {} skipped, {failed} failed{}",
+            "{} {verb}, {} unchanged, {} unsure (left as they are), {} skipped, {failed} failed{}",
             count("tagged") + count("would-tag"),
             count("unchanged"),
+            count("unsure"),
             count("skipped"),
             match batch {
                 Some(b) => format!(" (batch {b}; `genretag undo` reverts it)"),

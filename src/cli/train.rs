@@ -10,7 +10,9 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::{EXIT_OK, EXIT_PARTIAL};
+use crate::model::Taxonomy;
 use crate::train::features::{FeatureStore, Windowing};
+use crate::train::fused::FusedOptions;
 use crate::train::metrics::{argmax, mcnemar};
 use crate::train::models::{Cell, ModelKind, ModelSpec};
 use crate::train::report::Report;
@@ -169,12 +171,28 @@ impl WindowArgs {
     }
 }
 
+/// Every `--model` name: the kinds of [`ModelKind`], and `fused`, the default model's
+/// configuration (a transfer head fused with the backbone's tag evidence).
+fn model_names() -> Vec<&'static str> {
+    let mut v: Vec<&'static str> = ModelKind::ALL.iter().map(|k| k.name()).collect();
+    v.push("fused");
+    v
+}
+
 /// Arguments of `train`.
 #[derive(Debug, Args)]
 pub struct TrainArgs {
-    /// Model kind.
-    #[arg(long, value_enum)]
-    pub model: ModelKind,
+    /// Model kind, or `fused`: the shipped default model's configuration (transfer head +
+    /// backbone tag evidence, calibrated and thresholded by grouped cross-validation;
+    /// `scripts/train_default.sh` is the exact command).
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(model_names()))]
+    pub model: String,
+    /// With `--model fused`: the taxonomy file (default: models/taxonomy.txt).
+    #[arg(long)]
+    pub taxonomy: Option<PathBuf>,
+    /// With `--model fused`: cross-validation folds.
+    #[arg(long, default_value_t = 5)]
+    pub folds: usize,
     #[command(flatten)]
     data: DataArgs,
     #[command(flatten)]
@@ -266,8 +284,16 @@ pub struct TrainArgs {
     pub search_dropout: Vec<f64>,
 }
 
+fn kind_of(name: &str) -> ModelKind {
+    ModelKind::ALL
+        .into_iter()
+        .find(|k| k.name() == name)
+        .unwrap_or(ModelKind::Transfer)
+}
+
 fn spec_and_config(a: &TrainArgs) -> (ModelSpec, TrainConfig) {
-    let mut spec = ModelSpec::new(a.model);
+    let kind = kind_of(&a.model);
+    let mut spec = ModelSpec::new(kind);
     if let Some(i) = &a.input {
         spec.image = if i == "mfcc" {
             crate::train::features::Repr::Mfcc
@@ -280,7 +306,7 @@ fn spec_and_config(a: &TrainArgs) -> (ModelSpec, TrainConfig) {
     spec.dropout = a.dropout.unwrap_or(spec.dropout);
     spec.hidden = a.hidden.unwrap_or(spec.hidden);
     spec.trees = a.trees.unwrap_or(spec.trees);
-    let mut cfg = TrainConfig::for_kind(a.model);
+    let mut cfg = TrainConfig::for_kind(kind);
     cfg.epochs = a.epochs.unwrap_or(cfg.epochs);
     cfg.batch = a.batch.unwrap_or(cfg.batch);
     cfg.lr = a.lr.unwrap_or(cfg.lr);
@@ -421,6 +447,22 @@ fn print_summary(r: &Report, out: &Path) {
             c.label, c.precision, c.recall, c.f1, c.support
         );
     }
+    if let Some(c) = &r.calibration {
+        println!(
+            "decide  threshold {:.2}: precision {} on the {:.0} % of tracks answered (the rest: unsure)",
+            c.threshold,
+            c.precision
+                .map_or("-".into(), |p| format!("{:.1} %", p * 100.0)),
+            c.coverage * 100.0
+        );
+        println!(
+            "calib.  ECE {:.3} (before calibration {:.3}, temperature {:.2}; {})",
+            c.ece_after, c.ece_before, c.temperature, c.source
+        );
+    }
+    for n in &r.notes {
+        println!("\n{n}");
+    }
     println!("report  {}", out.display());
 }
 
@@ -435,23 +477,15 @@ fn failed_tracks(r: &Report) -> usize {
 /// epoch, evaluates it and writes the report. A second Ctrl+C exits at once.
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
-#[cfg(unix)]
-extern "C" fn on_interrupt(_: libc::c_int) {
-    // Only async-signal-safe calls here: an atomic swap and _exit.
-    if INTERRUPTED.swap(true, std::sync::atomic::Ordering::SeqCst) {
-        // SAFETY: _exit is async-signal-safe.
-        unsafe { libc::_exit(130) }
-    }
-}
-
 fn catch_interrupt() {
-    #[cfg(unix)]
-    // SAFETY: installs a handler that only touches an atomic and calls _exit.
-    unsafe {
-        libc::signal(
-            libc::SIGINT,
-            on_interrupt as *const () as libc::sighandler_t,
-        );
+    let installed = ctrlc::set_handler(|| {
+        if INTERRUPTED.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        eprintln!("\nstopping after this step (Ctrl+C again to quit at once)");
+    });
+    if let Err(e) = installed {
+        eprintln!("warning: Ctrl+C will stop at once, without a report ({e})");
     }
 }
 
@@ -508,7 +542,18 @@ pub fn run(a: TrainArgs, device: &Device) -> anyhow::Result<u8> {
     let cancel = &INTERRUPTED;
     let mut progress = Progress::new();
     let mut on_event = |e: &Event| progress.event(e);
-    let report = if let Some(trials) = a.search {
+    let report = if a.model == "fused" {
+        let taxonomy = match &a.taxonomy {
+            Some(p) => Taxonomy::load(p)?,
+            None => Taxonomy::shipped(),
+        };
+        let fo = FusedOptions {
+            folds: a.folds.max(2),
+            seed: a.split.split_seed,
+            ..FusedOptions::default()
+        };
+        crate::train::fused::train_fused(&opts, &fo, &taxonomy, cancel, &mut on_event)?
+    } else if let Some(trials) = a.search {
         let space = Space {
             lr: a.search_lr.clone(),
             weight_decay: a.search_wd.clone(),
@@ -553,42 +598,52 @@ pub fn run(a: TrainArgs, device: &Device) -> anyhow::Result<u8> {
 /// Arguments of `eval`.
 #[derive(Debug, Args)]
 pub struct EvalArgs {
-    /// A model folder (a run's `model/`, or the run folder itself).
+    /// A model made by `genretag train` (run folder, `model/` folder or `model.json`);
+    /// default: the shipped model.
     #[arg(long)]
-    pub model: PathBuf,
+    pub model: Option<PathBuf>,
     #[command(flatten)]
     data: DataArgs,
     #[command(flatten)]
     split: SplitArgs,
-    /// Evaluate on every track instead of the split's test part.
+    /// Evaluate on every track instead of the split's test part (the default for a
+    /// folder the model was not trained on).
     #[arg(long)]
     pub all: bool,
-    /// Feature cache folder.
+    /// Also measure accuracy under simulated recording differences (MP3/AAC
+    /// re-encoding, band limits, EQ tilt, level; needs ffmpeg for the encodings).
     #[arg(long)]
-    pub cache: Option<PathBuf>,
+    pub robustness: bool,
+    /// Also check decisions on long files built from 6 clips of one genre.
+    #[arg(long)]
+    pub stability: bool,
+    /// Decide with this threshold instead of the model's (0-1).
+    #[arg(long)]
+    pub min_prob: Option<f32>,
+    /// Analyse every 3 s patch (default: at most 10, as classify does).
+    #[arg(long)]
+    pub all_patches: bool,
     /// Report folder.
     #[arg(long)]
     pub out: PathBuf,
 }
 
-/// A run or model folder as given: its model folder when it has one.
-fn model_dir(p: &Path) -> PathBuf {
-    SavedModel::find_dir(p).unwrap_or_else(|| p.to_path_buf())
-}
-
 /// `genretag eval`.
 pub fn run_eval(a: EvalArgs, device: &Device) -> anyhow::Result<u8> {
-    let model = SavedModel::load(&model_dir(&a.model), device)?;
+    let model = crate::analysis::load_model(a.model.as_deref(), device)
+        .context("while loading the genre model")?;
     let split = if a.all { None } else { Some(a.split.spec()?) };
     let mut progress = Progress::new();
-    let report = run::evaluate(
-        &model,
-        &a.data.source()?,
-        split.as_ref(),
-        a.cache.or_else(FeatureStore::default_cache),
-        device,
-        &mut |e| progress.event(e),
-    )?;
+    let opts = crate::eval::EvalOptions {
+        robustness: a.robustness,
+        stability: a.stability,
+        min_prob: a.min_prob,
+        max_patches: (!a.all_patches).then_some(crate::analysis::DEFAULT_MAX_PATCHES),
+    };
+    let report =
+        crate::eval::evaluate(model, &a.data.source()?, split.as_ref(), &opts, &mut |e| {
+            progress.event(e)
+        })?;
     progress.finish();
     report.write(&a.out).map_err(anyhow::Error::msg)?;
     print_summary(&report, &a.out);
@@ -597,6 +652,33 @@ pub fn run_eval(a: EvalArgs, device: &Device) -> anyhow::Result<u8> {
     } else {
         EXIT_OK
     })
+}
+
+/// Arguments of `report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// A run or report folder (or its report.json).
+    pub run: PathBuf,
+    /// Where to write the tables and plots (never over the run's own files).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// `genretag report`: render a run's report (CSVs, plots, reliability diagram) again, into
+/// another folder.
+pub fn run_report(a: ReportArgs) -> anyhow::Result<u8> {
+    let r = Report::load(&a.run).map_err(anyhow::Error::msg)?;
+    let own = if a.run.is_dir() {
+        a.run.clone()
+    } else {
+        a.run.parent().unwrap_or(Path::new(".")).to_path_buf()
+    };
+    if std::path::absolute(&a.out).ok() == std::path::absolute(&own).ok() {
+        bail!("--out must not be the run's own folder ({})", own.display());
+    }
+    r.write(&a.out).map_err(anyhow::Error::msg)?;
+    print_summary(&r, &a.out);
+    Ok(EXIT_OK)
 }
 
 /// Arguments of `compare`.
@@ -754,6 +836,11 @@ pub struct EnsembleArgs {
     pub out: PathBuf,
 }
 
+/// A run or model folder as given: its model folder when it has one.
+fn model_dir(p: &Path) -> PathBuf {
+    SavedModel::find_dir(p).unwrap_or_else(|| p.to_path_buf())
+}
+
 /// `genretag ensemble`: combine trained models; if every member is a run with a test
 /// report on the same split, also report the ensemble on that test set.
 pub fn run_ensemble(a: EnsembleArgs, device: &Device) -> anyhow::Result<u8> {
@@ -837,6 +924,9 @@ pub fn run_ensemble(a: EnsembleArgs, device: &Device) -> anyhow::Result<u8> {
         track,
         segment,
         predictions,
+        calibration: None,
+        robustness: Vec::new(),
+        notes: Vec::new(),
     };
     report.write(&a.out).map_err(anyhow::Error::msg)?;
     print_summary(&report, &a.out);

@@ -177,7 +177,8 @@ pub struct GenretagApp {
     anchor: Option<usize>,
     started: Option<Instant>,
     analysis_done: bool,
-    policy: TagPolicy,
+    /// Tagging rules of the preview.
+    pub policy: TagPolicy,
     /// Tag preview for the selection.
     pub preview: Vec<(PathBuf, Proposal)>,
     status: String,

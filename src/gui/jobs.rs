@@ -17,15 +17,13 @@ use std::time::Duration;
 use burn::tensor::Device;
 use eframe::egui;
 
-use crate::analysis::{Analyzer, PatchOptions, StoredAnalysis, StoredSegment, extract_patches};
+use crate::analysis::{AnalyseOptions, Analyzer, Cached, StoredAnalysis, load_model};
 use crate::library::db::{Library, default_db_path};
 use crate::library::policy::Proposal;
 use crate::library::tagger::{UndoReport, apply, undo_batch};
 use crate::library::tags::TagWriteOptions;
-use crate::train::features::{FRAMES_PER_S, FeatureStore};
 use crate::train::report::Report;
 use crate::train::run::{RunOptions, train};
-use crate::train::saved::SavedModel;
 use crate::train::trainer::{EpochStats, Event};
 
 /// One library row as first listed (before analysis).
@@ -133,7 +131,7 @@ impl LibraryHandle {
             paused: paused.clone(),
             generation: generation.clone(),
             db: db.unwrap_or_else(default_db_path),
-            model: ModelChoice::Shipped(None),
+            model: None,
         };
         std::thread::Builder::new()
             .name("library".into())
@@ -160,18 +158,14 @@ impl LibraryHandle {
     }
 }
 
-enum ModelChoice {
-    Shipped(Option<Box<Analyzer>>),
-    Trained(Box<(SavedModel, FeatureStore)>, String),
-}
-
 struct LibraryWorker {
     ctx: egui::Context,
     tx: Sender<LibEvent>,
     paused: Arc<AtomicBool>,
     generation: Arc<AtomicU64>,
     db: PathBuf,
-    model: ModelChoice,
+    /// The model in use (loaded on first need), and the trained model's folder if any.
+    model: Option<(Analyzer, Option<PathBuf>)>,
 }
 
 impl LibraryWorker {
@@ -218,103 +212,37 @@ impl LibraryWorker {
     }
 
     fn use_model(&mut self, m: Option<PathBuf>) {
-        match m {
-            None => {
-                self.model = ModelChoice::Shipped(None);
-                self.send(LibEvent::ModelChanged(None));
+        match load_model(m.as_deref(), &Device::flex()) {
+            Ok(model) => {
+                let name = m
+                    .as_ref()
+                    .map(|dir| format!("{} ({})", model.name(), dir.display()));
+                self.model = Some((Analyzer::new(model, AnalyseOptions::default()), m));
+                self.send(LibEvent::ModelChanged(name));
             }
-            Some(dir) => {
-                let device = Device::flex();
-                let loaded = SavedModel::load(&dir, &device).map_err(|e| e.to_string());
-                let r = loaded.and_then(|m| {
-                    let store = crate::train::run::store_for_model(
-                        &m,
-                        FeatureStore::default_cache(),
-                        &device,
-                    )
-                    .map_err(|e| e.to_string())?;
-                    Ok((m, store))
-                });
-                match r {
-                    Ok((m, store)) => {
-                        let name = format!("{} ({})", m.name(), dir.display());
-                        self.model = ModelChoice::Trained(Box::new((m, store)), name.clone());
-                        self.send(LibEvent::ModelChanged(Some(name)));
-                    }
-                    Err(e) => self.send(LibEvent::Error(format!(
-                        "cannot use {}: {e}",
-                        dir.display()
-                    ))),
-                }
-            }
+            Err(e) => self.send(LibEvent::Error(format!(
+                "cannot use {}: {e}",
+                m.as_deref()
+                    .map_or("the shipped model".into(), |d| d.display().to_string())
+            ))),
         }
     }
 
     /// Analyse one file with the current model: cached analysis or a fresh one.
     fn analyse(&mut self, lib: &Library, path: &Path) -> Result<StoredAnalysis, String> {
-        let model_id = match &self.model {
-            ModelChoice::Shipped(Some(a)) => format!("musicnn_msd/{}", a.head.fingerprint()),
-            ModelChoice::Shipped(None) => {
-                let a = Analyzer::load(None, &Device::flex()).map_err(|e| e.to_string())?;
-                let id = format!("musicnn_msd/{}", a.head.fingerprint());
-                self.model = ModelChoice::Shipped(Some(Box::new(a)));
-                id
-            }
-            ModelChoice::Trained(_, name) => format!("trained/{name}"),
+        if self.model.is_none() {
+            let model = load_model(None, &Device::flex()).map_err(|e| e.to_string())?;
+            self.model = Some((Analyzer::new(model, AnalyseOptions::default()), None));
+        }
+        let Some((analyzer, _)) = &self.model else {
+            return Err("no model".into());
         };
-        if let Some(a) = lib
-            .cached_analysis(path, &model_id)
-            .ok()
-            .flatten()
-            .and_then(|j| serde_json::from_str::<StoredAnalysis>(&j).ok())
-        {
+        let cache = Cached::new(analyzer, lib);
+        if let Some(a) = cache.get(path).map_err(|e| e.to_string())? {
             return Ok(a);
         }
-        let stored = match &self.model {
-            ModelChoice::Shipped(Some(a)) => {
-                let p =
-                    extract_patches(path, &PatchOptions::default()).map_err(|e| e.to_string())?;
-                StoredAnalysis::from(&a.analyze_patches(path, p, 10))
-            }
-            ModelChoice::Trained(ms, _) => {
-                let (m, store) = (&ms.0, &ms.1);
-                let p = m.predict_file(store, path).map_err(|e| e.to_string())?;
-                let w = m.file.windowing;
-                let (len_s, hop_s) = (
-                    w.frames() as f32 / FRAMES_PER_S,
-                    w.hop() as f32 / FRAMES_PER_S,
-                );
-                let mut genres: Vec<(String, f32)> = m
-                    .file
-                    .labels
-                    .iter()
-                    .cloned()
-                    .zip(p.track.iter().copied())
-                    .collect();
-                genres.sort_by(|a, b| b.1.total_cmp(&a.1));
-                StoredAnalysis {
-                    genres,
-                    tags: Vec::new(),
-                    segments: p
-                        .windows
-                        .iter()
-                        .enumerate()
-                        .map(|(i, w)| StoredSegment {
-                            start_s: i as f32 * hop_s,
-                            end_s: i as f32 * hop_s + len_s,
-                            genre_probs: w.clone(),
-                        })
-                        .collect(),
-                    duration_s: 0.0,
-                    verdict: crate::analysis::Verdict::Unknown,
-                }
-            }
-            ModelChoice::Shipped(None) => return Err("no model".into()),
-        };
-        if let Ok(j) = serde_json::to_string(&stored) {
-            let _ = lib.store_analysis(path, &model_id, &j);
-        }
-        Ok(stored)
+        let a = analyzer.analyse_path(path).map_err(|e| e.to_string())?;
+        cache.put(&a).map_err(|e| e.to_string())
     }
 
     /// Returns a newer `Open` that arrived meanwhile, to be handled next.
@@ -465,10 +393,12 @@ pub fn load_track(ctx: egui::Context, path: PathBuf) -> Receiver<Result<LoadedTr
                 // file's own without a device); the display spectrogram is made from it.
                 let rate = match super::player::output_rate() {
                     Ok(r) => r,
-                    Err(_) => crate::audio::open(&path)
-                        .map_err(|e| e.to_string())?
-                        .info()
-                        .sample_rate_hz,
+                    Err(_) => {
+                        crate::audio::open(&path)
+                            .map_err(|e| e.to_string())?
+                            .info()
+                            .sample_rate_hz
+                    }
                 };
                 let decoded =
                     crate::audio::read_resampled(&path, rate).map_err(|e| e.to_string())?;

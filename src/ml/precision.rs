@@ -170,16 +170,30 @@ fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
 impl Agreement {
     /// Add one track, analysed at fp32 (`exact`) and at the reduced precision (`other`).
     pub fn add(&mut self, exact: TrackOutputs<'_>, other: TrackOutputs<'_>) {
+        self.add_genres(exact.genre_probs, other.genre_probs);
+        self.add_patches(
+            (exact.patch_embeddings, other.patch_embeddings),
+            (exact.patch_tags, other.patch_tags),
+        );
+    }
+
+    /// Add one track's genre probabilities at fp32 and at the reduced precision.
+    pub fn add_genres(&mut self, exact: &[f32], other: &[f32]) {
         self.tracks += 1;
-        if argmax(exact.genre_probs) == argmax(other.genre_probs) {
+        if argmax(exact) == argmax(other) {
             self.same_genre += 1;
         }
-        self.max_genre_prob_diff = self
-            .max_genre_prob_diff
-            .max(max_abs_diff(exact.genre_probs, other.genre_probs));
-        let sum_before = self.mean_embedding_rel * self.patches as f32;
-        let mut sum = sum_before;
-        for (e, o) in exact.patch_embeddings.iter().zip(other.patch_embeddings) {
+        self.max_genre_prob_diff = self.max_genre_prob_diff.max(max_abs_diff(exact, other));
+    }
+
+    /// Add patches' penultimate embeddings and tag probabilities, (fp32, reduced) each.
+    pub fn add_patches(
+        &mut self,
+        (exact_emb, other_emb): (&[&[f32]], &[&[f32]]),
+        (exact_tags, other_tags): (&[&[f32]], &[&[f32]]),
+    ) {
+        let mut sum = self.mean_embedding_rel * self.patches as f32;
+        for (e, o) in exact_emb.iter().zip(other_emb) {
             let num: f32 = e.iter().zip(*o).map(|(a, b)| (a - b).powi(2)).sum();
             let den: f32 = e.iter().map(|a| a * a).sum();
             let rel = (num / den.max(f32::MIN_POSITIVE)).sqrt();
@@ -188,7 +202,7 @@ impl Agreement {
             self.patches += 1;
         }
         self.mean_embedding_rel = sum / self.patches.max(1) as f32;
-        for (e, o) in exact.patch_tags.iter().zip(other.patch_tags) {
+        for (e, o) in exact_tags.iter().zip(other_tags) {
             self.max_tag_diff = self.max_tag_diff.max(max_abs_diff(e, o));
         }
     }

@@ -33,6 +33,34 @@ pub enum SplitError {
         /// Where we looked.
         path: PathBuf,
     },
+    /// A tag-to-label mapping file has a bad line.
+    #[error("line {line}: expected `tag value = label`: {}", path.display())]
+    BadMapLine {
+        /// The mapping file.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+    },
+    /// No genre of a library has enough tagged tracks.
+    #[error("no genre has at least {min_tracks} tagged tracks under {}", path.display())]
+    TooFewTagged {
+        /// The (first) library folder.
+        path: PathBuf,
+        /// The minimum asked for.
+        min_tracks: usize,
+    },
+    /// A split leaves a part empty.
+    #[error(
+        "split {split} leaves {train} training and {test} test tracks (need at least one of each)"
+    )]
+    EmptyPart {
+        /// The split's name.
+        split: String,
+        /// Training tracks.
+        train: usize,
+        /// Test tracks.
+        test: usize,
+    },
 }
 
 /// One labelled track.
@@ -312,22 +340,23 @@ pub fn from_library_tags(
     roots: &[PathBuf],
     min_tracks: usize,
     map: Option<&Path>,
-) -> Result<Dataset, String> {
+) -> Result<Dataset, SplitError> {
     let mut mapping: BTreeMap<String, String> = BTreeMap::new();
     if let Some(m) = map {
-        let text =
-            std::fs::read_to_string(m).map_err(|e| format!("cannot read {}: {e}", m.display()))?;
+        let text = std::fs::read_to_string(m).map_err(|source| SplitError::Io {
+            path: m.to_path_buf(),
+            source,
+        })?;
         for (n, line) in text.lines().enumerate() {
             let line = line.split('#').next().unwrap_or("").trim();
             if line.is_empty() {
                 continue;
             }
             let Some((from, to)) = line.split_once('=') else {
-                return Err(format!(
-                    "{} line {}: expected `tag value = label`",
-                    m.display(),
-                    n + 1
-                ));
+                return Err(SplitError::BadMapLine {
+                    path: m.to_path_buf(),
+                    line: n + 1,
+                });
             };
             mapping.insert(from.trim().to_lowercase(), to.trim().to_string());
         }
@@ -335,6 +364,7 @@ pub fn from_library_tags(
     let (files, _) = crate::cli::files::collect(roots);
     let mut pairs = Vec::new();
     for f in files {
+        // Untagged or unreadable files simply are not labelled examples.
         let Ok(tags) = crate::library::tags::read_tags(&f) else {
             continue;
         };
@@ -353,8 +383,10 @@ pub fn from_library_tags(
         .for_each(|(_, l)| *counts.entry(l.clone()).or_default() += 1);
     pairs.retain(|(_, l)| counts[l] >= min_tracks.max(1));
     let origin = roots.first().cloned().unwrap_or_default();
-    build(pairs, &origin)
-        .map_err(|e| format!("{e} (no genre with at least {min_tracks} tagged tracks)"))
+    build(pairs, &origin).map_err(|_| SplitError::TooFewTagged {
+        path: origin,
+        min_tracks,
+    })
 }
 
 #[cfg(test)]

@@ -17,14 +17,14 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::audio;
 use crate::dsp::features::{
     MUSICNN_HOP, MUSICNN_N_MELS, MUSICNN_SAMPLE_RATE_HZ, mfcc, musicnn_log_mel,
 };
 use crate::dsp::stft::power_spectrogram;
 use crate::error::{DecodeError, Error};
 use crate::ml::Backbone;
-use crate::ml::musicnn::{EMBED_DIM, PATCH_FRAMES};
+use crate::ml::musicnn::{EMBED_DIM, N_TAGS, PATCH_FRAMES};
+use crate::shift::Shift;
 
 /// Frames per second of the log-mel (16 kHz, hop 256).
 pub const FRAMES_PER_S: f32 = MUSICNN_SAMPLE_RATE_HZ as f32 / MUSICNN_HOP as f32;
@@ -146,6 +146,8 @@ pub enum Repr {
     Hand,
     /// musicnn embedding per window.
     Embed,
+    /// musicnn's 50 tag probabilities per window (computed with [`Repr::Embed`]).
+    Tags,
 }
 
 impl Repr {
@@ -157,7 +159,13 @@ impl Repr {
             Repr::Raw => frames * RAW_PER_FRAME,
             Repr::Hand => HAND_DIM,
             Repr::Embed => EMBED_DIM,
+            Repr::Tags => N_TAGS,
         }
+    }
+
+    /// True for the inputs the musicnn backbone computes.
+    pub fn needs_backbone(self) -> bool {
+        matches!(self, Repr::Embed | Repr::Tags)
     }
 
     /// Values per frame of the 2-D inputs (96 mel bands, 20 MFCCs; 1 for the others).
@@ -177,6 +185,7 @@ impl Repr {
             Repr::Raw => "raw",
             Repr::Hand => "hand",
             Repr::Embed => "embed",
+            Repr::Tags => "tags",
         }
     }
 }
@@ -270,15 +279,27 @@ struct Decoded {
     frames: usize,
 }
 
-fn decode(path: &Path) -> Result<Decoded, DecodeError> {
-    let samples = audio::read_resampled(path, MUSICNN_SAMPLE_RATE_HZ)?.samples;
-    let log_mel = musicnn_log_mel(&samples);
-    let frames = log_mel.len() / MUSICNN_N_MELS;
-    Ok(Decoded {
-        samples,
-        log_mel,
-        frames,
-    })
+impl Decoded {
+    fn from_samples(samples: Vec<f32>) -> Self {
+        let log_mel = musicnn_log_mel(&samples);
+        let frames = log_mel.len() / MUSICNN_N_MELS;
+        Self {
+            samples,
+            log_mel,
+            frames,
+        }
+    }
+}
+
+/// Report a feature-cache write failure once per process (it only costs time).
+fn warn_cache_once(path: &Path, e: &std::io::Error) {
+    static WARNED: std::sync::Once = std::sync::Once::new();
+    WARNED.call_once(|| {
+        eprintln!(
+            "warning: cannot write the feature cache ({e}): {} (features will be recomputed next time)",
+            path.display()
+        );
+    });
 }
 
 /// Copy frames `[start, start+len)` of a frame-major matrix with `width` values per
@@ -447,7 +468,8 @@ fn hand_vector(desc: &[f32], start: usize, len: usize) -> Vec<f32> {
 pub struct FeatureStore {
     cache: Option<PathBuf>,
     windowing: Windowing,
-    backbone: Option<Backbone>,
+    backbone: Option<std::sync::Arc<Backbone>>,
+    shift: Shift,
 }
 
 impl FeatureStore {
@@ -457,7 +479,18 @@ impl FeatureStore {
             cache,
             windowing,
             backbone: None,
+            shift: Shift::Clean,
         }
+    }
+
+    /// Compute features of every track as heard through `shift` from now on.
+    pub fn set_shift(&mut self, shift: Shift) {
+        self.shift = shift;
+    }
+
+    /// The shift features are computed through.
+    pub fn shift(&self) -> Shift {
+        self.shift
     }
 
     /// The default cache folder: `$XDG_CACHE_HOME/genretag/features` or `~/.cache/...`.
@@ -474,15 +507,24 @@ impl FeatureStore {
     }
 
     /// Give the store the musicnn backbone (needed for [`Repr::Embed`]).
-    pub fn with_backbone(mut self, backbone: Backbone) -> Self {
+    pub fn with_backbone(self, backbone: Backbone) -> Self {
+        self.with_shared_backbone(std::sync::Arc::new(backbone))
+    }
+
+    /// Give the store a backbone shared with others.
+    pub fn with_shared_backbone(mut self, backbone: std::sync::Arc<Backbone>) -> Self {
         self.backbone = Some(backbone);
         self
     }
 
     fn cache_path(&self, hash: &str, repr: Repr) -> Option<PathBuf> {
+        let shift = match self.shift {
+            Shift::Clean => String::new(),
+            s => format!("-{}", s.name()),
+        };
         self.cache.as_ref().map(|d| {
             d.join(format!(
-                "{hash}-{}-{}-v1.f32",
+                "{hash}-{}-{}{shift}-v1.f32",
                 repr.name(),
                 self.windowing.key()
             ))
@@ -501,13 +543,28 @@ impl FeatureStore {
             .map(|&r| self.cache_path(&hash, r).and_then(|p| read_cache(&p)))
             .collect();
         if out.iter().any(Option::is_none) {
-            let decoded = decode(path)?;
+            let decoded = Decoded::from_samples(self.shift.decode_16k(path)?);
+            let mut backbone_out: Option<(Windows, Windows)> = None;
             for (slot, &r) in out.iter_mut().zip(reprs) {
                 if slot.is_none() {
-                    let w = self.compute(&decoded, r)?;
+                    let w = if r.needs_backbone() {
+                        if backbone_out.is_none() {
+                            backbone_out = Some(self.embed(&decoded)?);
+                        }
+                        let (e, t) = backbone_out.as_ref().expect("computed just above");
+                        if r == Repr::Embed {
+                            e.clone()
+                        } else {
+                            t.clone()
+                        }
+                    } else {
+                        self.compute(&decoded, r)
+                    };
                     if let Some(p) = self.cache_path(&hash, r) {
-                        // A cache that cannot be written only costs time.
-                        let _ = write_cache(&p, &w);
+                        // A cache that cannot be written only costs time; say so once.
+                        if let Err(e) = write_cache(&p, &w) {
+                            warn_cache_once(&p, &e);
+                        }
                     }
                     *slot = Some(w);
                 }
@@ -516,7 +573,61 @@ impl FeatureStore {
         Ok(out.into_iter().flatten().collect())
     }
 
-    fn compute(&self, d: &Decoded, repr: Repr) -> Result<Windows, Error> {
+    /// Windows of an already decoded 16 kHz signal (no cache): what a trained model
+    /// computes when it analyses a track.
+    pub fn windows_of(&self, samples_16k: Vec<f32>, reprs: &[Repr]) -> Result<Vec<Windows>, Error> {
+        let decoded = Decoded::from_samples(samples_16k);
+        let mut backbone_out = None;
+        reprs
+            .iter()
+            .map(|&r| {
+                if r.needs_backbone() {
+                    if backbone_out.is_none() {
+                        backbone_out = Some(self.embed(&decoded)?);
+                    }
+                    let (e, t) = backbone_out.as_ref().expect("computed just above");
+                    Ok(if r == Repr::Embed {
+                        e.clone()
+                    } else {
+                        t.clone()
+                    })
+                } else {
+                    Ok(self.compute(&decoded, r))
+                }
+            })
+            .collect()
+    }
+
+    /// Embedding and tag windows (one backbone pass).
+    fn embed(&self, d: &Decoded) -> Result<(Windows, Windows), Error> {
+        let Some(bb) = &self.backbone else {
+            return Err(crate::error::ModelError::Other(
+                "embedding features need the musicnn backbone".into(),
+            )
+            .into());
+        };
+        let starts = self.windowing.starts(d.frames);
+        let mut patches = Vec::with_capacity(starts.len() * PATCH_FRAMES * MUSICNN_N_MELS);
+        for &s in &starts {
+            // The backbone always sees its own 3 s patch at the window start.
+            frame_slice(&d.log_mel, MUSICNN_N_MELS, s, PATCH_FRAMES, &mut patches);
+        }
+        let mut emb = Windows {
+            data: Vec::with_capacity(starts.len() * EMBED_DIM),
+            row_len: EMBED_DIM,
+        };
+        let mut tags = Windows {
+            data: Vec::with_capacity(starts.len() * N_TAGS),
+            row_len: N_TAGS,
+        };
+        for (e, t) in bb.embed_patches(&patches, 16) {
+            emb.data.extend(e);
+            tags.data.extend(t);
+        }
+        Ok((emb, tags))
+    }
+
+    fn compute(&self, d: &Decoded, repr: Repr) -> Windows {
         let w = self.windowing.frames();
         let starts = self.windowing.starts(d.frames);
         let row_len = repr.window_len(w);
@@ -553,24 +664,9 @@ impl FeatureStore {
                     data.extend(hand_vector(&desc, s, w));
                 }
             }
-            Repr::Embed => {
-                let Some(bb) = &self.backbone else {
-                    return Err(crate::error::ModelError::Other(
-                        "embedding features need the musicnn backbone".into(),
-                    )
-                    .into());
-                };
-                let mut patches = Vec::with_capacity(starts.len() * PATCH_FRAMES * MUSICNN_N_MELS);
-                for &s in &starts {
-                    // The backbone always sees its own 3 s patch at the window start.
-                    frame_slice(&d.log_mel, MUSICNN_N_MELS, s, PATCH_FRAMES, &mut patches);
-                }
-                for (e, _) in bb.embed_patches(&patches, 16) {
-                    data.extend(e);
-                }
-            }
+            Repr::Embed | Repr::Tags => unreachable!("computed by FeatureStore::embed"),
         }
-        Ok(Windows { data, row_len })
+        Windows { data, row_len }
     }
 }
 

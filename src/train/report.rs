@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::metrics::{Metrics, Normalise};
 use super::trainer::EpochStats;
+use crate::model::calibration::CalibrationSummary;
 
 /// One test track's outcome.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -59,6 +60,55 @@ pub struct Report {
     pub segment: Metrics,
     /// Test predictions.
     pub predictions: Vec<Prediction>,
+    /// Calibration and the "unsure" decision, on the test part (absent in old reports).
+    #[serde(default)]
+    pub calibration: Option<CalibrationSummary>,
+    /// Accuracy under simulated recording differences (`eval --robustness`).
+    #[serde(default)]
+    pub robustness: Vec<ShiftScore>,
+    /// Further findings, one paragraph or table (Markdown) each.
+    #[serde(default)]
+    pub notes: Vec<String>,
+}
+
+/// How a model does on tracks heard through one [`crate::shift::Shift`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShiftScore {
+    /// The shift's name.
+    pub shift: String,
+    /// Tracks scored.
+    pub tracks: usize,
+    /// Accuracy of the top genre.
+    pub accuracy: f32,
+    /// Precision of the answered tracks at the model's threshold.
+    pub precision: Option<f32>,
+    /// Share answered (not "unsure").
+    pub coverage: f32,
+    /// Whether this shift was also used to augment training (on other tracks).
+    pub in_training: bool,
+}
+
+/// The robustness table as Markdown.
+pub fn robustness_markdown(rows: &[ShiftScore]) -> String {
+    let mut s = String::from(
+        "| shift | tracks | accuracy | precision at threshold | coverage |\n|---|---|---|---|---|\n",
+    );
+    for r in rows {
+        s += &format!(
+            "| {}{} | {} | {:.3} | {} | {:.2} |\n",
+            r.shift,
+            if r.in_training {
+                " (augmented in training)"
+            } else {
+                ""
+            },
+            r.tracks,
+            r.accuracy,
+            r.precision.map_or("-".into(), |p| format!("{p:.3}")),
+            r.coverage
+        );
+    }
+    s
 }
 
 impl Report {
@@ -98,6 +148,19 @@ impl Report {
         if !self.history.is_empty() {
             let p = dir.join("curves.png");
             plot_curves(&self.history, &self.model, &p).map_err(|err| e(&p, &err))?;
+        }
+        if let Some(c) = &self.calibration {
+            let p = dir.join("reliability.png");
+            super::reliability::plot_reliability(
+                c,
+                &format!("{} - {}", self.model, self.split),
+                &p,
+            )
+            .map_err(|err| e(&p, &err))?;
+        }
+        if !self.robustness.is_empty() {
+            let p = dir.join("robustness.md");
+            std::fs::write(&p, robustness_markdown(&self.robustness)).map_err(|err| e(&p, &err))?;
         }
         let p = dir.join("confusion.png");
         plot_confusion(

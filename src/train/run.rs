@@ -9,15 +9,17 @@ use burn::tensor::Device;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::dataset::{self, Dataset, Split};
+use super::dataset::{self, Dataset, Split, SplitError};
 use super::features::{FeatureStore, Repr, Windowing};
 use super::forest::Forest;
 use super::metrics::Metrics;
 use super::models::{ModelKind, ModelSpec};
 use super::report::{Prediction, Report};
-use super::saved::{ModelFile, SavedModel, spec_name};
+use super::saved::{MODEL_SCHEMA, ModelFile, SavedModel, spec_name};
 use super::trainer::{self, Event, Norm, Stop, TrackData, TrainConfig};
 use crate::error::{Error, ModelError};
+use crate::model::DecisionRule;
+use crate::model::calibration::{self, Calibration, CalibrationSummary, TARGET_PRECISION};
 
 /// Where labelled tracks come from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -40,10 +42,10 @@ pub enum Source {
 
 impl Source {
     /// Load the dataset.
-    pub fn load(&self) -> Result<Dataset, String> {
+    pub fn load(&self) -> Result<Dataset, SplitError> {
         match self {
-            Source::Folder(p) => Dataset::from_folder(p).map_err(|e| e.to_string()),
-            Source::List(p) => Dataset::from_list(p).map_err(|e| e.to_string()),
+            Source::Folder(p) => Dataset::from_folder(p),
+            Source::List(p) => Dataset::from_list(p),
             Source::Library {
                 roots,
                 min_tracks,
@@ -83,6 +85,38 @@ pub enum GroupBy {
     Album,
 }
 
+impl GroupBy {
+    /// The group of an item: its GTZAN block of 5 consecutive numbers, or its artist or
+    /// album tag (untagged tracks form groups of their own).
+    pub fn key(self, item: &dataset::Item) -> String {
+        match self {
+            GroupBy::Gtzan => dataset::gtzan_group(item, 5),
+            GroupBy::Artist | GroupBy::Album => {
+                let t = crate::library::tags::read_tags(&item.path).ok();
+                let v = t.and_then(|t| {
+                    if self == GroupBy::Artist {
+                        t.artist
+                    } else {
+                        t.album
+                    }
+                });
+                v.map(|s| s.trim().to_lowercase())
+                    .filter(|s| !s.is_empty())
+                    .unwrap_or_else(|| item.path.display().to_string())
+            }
+        }
+    }
+
+    /// Its name in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            GroupBy::Gtzan => "gtzan-block-5",
+            GroupBy::Artist => "artist",
+            GroupBy::Album => "album",
+        }
+    }
+}
+
 /// How to split.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -119,8 +153,25 @@ pub enum SplitSpec {
 }
 
 impl SplitSpec {
+    /// The grouping of tracks this split keeps together (cross-validation uses it too):
+    /// the grouped split's key, otherwise every track on its own.
+    pub fn group_of(&self) -> Box<dyn Fn(&dataset::Item) -> String + Sync + '_> {
+        match self {
+            SplitSpec::Grouped { by, .. } => Box::new(move |i| by.key(i)),
+            _ => Box::new(|i| i.path.display().to_string()),
+        }
+    }
+
+    /// The name of that grouping.
+    pub fn group_name(&self) -> String {
+        match self {
+            SplitSpec::Grouped { by, .. } => by.name().to_string(),
+            _ => "track".into(),
+        }
+    }
+
     /// Apply to a dataset.
-    pub fn apply(&self, ds: &Dataset) -> Result<Split, String> {
+    pub fn apply(&self, ds: &Dataset) -> Result<Split, SplitError> {
         Ok(match self {
             SplitSpec::Stratified { test, val, seed } => {
                 dataset::stratified(ds, *test, *val, *seed)
@@ -130,40 +181,9 @@ impl SplitSpec {
                 test,
                 val,
                 seed,
-            } => match by {
-                GroupBy::Gtzan => dataset::grouped(
-                    ds,
-                    &|i| dataset::gtzan_group(i, 5),
-                    *test,
-                    *val,
-                    *seed,
-                    "gtzan-block-5",
-                ),
-                GroupBy::Artist | GroupBy::Album => {
-                    let tag = |i: &dataset::Item| {
-                        let t = crate::library::tags::read_tags(&i.path).ok();
-                        let v = t.and_then(|t| {
-                            if *by == GroupBy::Artist {
-                                t.artist
-                            } else {
-                                t.album
-                            }
-                        });
-                        // Untagged tracks form groups of their own.
-                        v.map(|s| s.trim().to_lowercase())
-                            .filter(|s| !s.is_empty())
-                            .unwrap_or_else(|| i.path.display().to_string())
-                    };
-                    let name = if *by == GroupBy::Artist {
-                        "artist"
-                    } else {
-                        "album"
-                    };
-                    dataset::grouped(ds, &tag, *test, *val, *seed, name)
-                }
-            },
+            } => dataset::grouped(ds, &|i| by.key(i), *test, *val, *seed, by.name()),
             SplitSpec::Lists { train, val, test } => {
-                dataset::from_lists(ds, train, val.as_deref(), test).map_err(|e| e.to_string())?
+                dataset::from_lists(ds, train, val.as_deref(), test)?
             }
         })
     }
@@ -235,7 +255,7 @@ pub fn load_tracks(
     (tracks, fails)
 }
 
-/// Load the backbone if `reprs` need it.
+/// A feature store, with the (shared) backbone if `reprs` need it.
 pub fn store_for(
     reprs: &[Repr],
     cache: Option<PathBuf>,
@@ -243,12 +263,8 @@ pub fn store_for(
     device: &Device,
 ) -> Result<FeatureStore, Error> {
     let store = FeatureStore::new(cache, windowing);
-    if reprs.contains(&Repr::Embed) {
-        let bb = crate::ml::Backbone::load(
-            &crate::analysis::find_model(crate::analysis::BACKBONE_FILE)?,
-            device,
-        )?;
-        return Ok(store.with_backbone(bb));
+    if reprs.iter().any(|r| r.needs_backbone()) {
+        return Ok(store.with_shared_backbone(crate::ml::shipped::backbone(device)?));
     }
     Ok(store)
 }
@@ -318,7 +334,7 @@ fn forest_fit(
             y.push(t.label);
         }
     }
-    let class_w = crate::ml::head::class_weights(k, y.iter().copied(), cfg.class_weights);
+    let class_w = super::trainer::class_weights(k, y.iter().copied(), cfg.class_weights);
     let w: Vec<f32> = y.iter().map(|&l| class_w[l]).collect();
     Forest::fit(&x, &y, &w, k, spec.trees, cfg.seed)
 }
@@ -330,15 +346,15 @@ pub fn train(
     on_event: &mut (dyn FnMut(&Event) + Send),
 ) -> Result<Report, Error> {
     let other = |s: String| Error::from(ModelError::Other(s));
-    let ds = opts.source.load().map_err(other)?;
-    let split = opts.split.apply(&ds).map_err(other)?;
+    let ds = opts.source.load()?;
+    let split = opts.split.apply(&ds)?;
     if split.train.is_empty() || split.test.is_empty() {
-        return Err(other(format!(
-            "split {} leaves {} training and {} test tracks",
-            split.name,
-            split.train.len(),
-            split.test.len()
-        )));
+        return Err(SplitError::EmptyPart {
+            split: split.name.clone(),
+            train: split.train.len(),
+            test: split.test.len(),
+        }
+        .into());
     }
     if !split.missing.is_empty() {
         on_event(&Event::Log(format!(
@@ -378,7 +394,7 @@ pub fn train(
     let k = ds.labels.len();
     let norm = Norm::fit(&reprs, &train);
     let file = ModelFile {
-        schema: "genretag.model/1".into(),
+        schema: MODEL_SCHEMA.into(),
         spec: Some(spec.clone()),
         labels: ds.labels.clone(),
         norm: norm.clone(),
@@ -387,6 +403,10 @@ pub fn train(
         members: Vec::new(),
         rule: None,
         notes: format!("{}; split {}", opts.source.describe(), split.name),
+        taxonomy: None,
+        fusion: None,
+        calibration: Calibration::default(),
+        decision: DecisionRule::default(),
     };
     let (model, history, best_epoch, stop, secs, parameters) = if spec.kind == ModelKind::Forest {
         let t0 = std::time::Instant::now();
@@ -394,7 +414,7 @@ pub fn train(
         let f = forest_fit(spec, &opts.config, k, &norm, &train);
         let secs = t0.elapsed().as_secs_f64();
         (
-            SavedModel::from_forest(file, f, &opts.device),
+            SavedModel::from_forest(file, f, &opts.device)?,
             Vec::new(),
             0,
             Stop::Completed,
@@ -417,7 +437,7 @@ pub fn train(
         )?;
         let parameters = t.net.parameters();
         (
-            SavedModel::from_net(file, t.net, &opts.device),
+            SavedModel::from_net(file, t.net, &opts.device)?,
             t.history,
             t.best_epoch,
             t.stop,
@@ -425,8 +445,16 @@ pub fn train(
             parameters,
         )
     };
+    let mut model = model;
+    let (cal, rule) = calibrate(&model, &val);
+    on_event(&Event::Log(format!(
+        "calibration: temperature {:.2}; threshold {:.2} ({})",
+        cal.temperature, rule.threshold, rule.chosen_by
+    )));
+    model.set_calibration(cal, rule);
     model.save(&opts.out.join("model"))?;
     let preds = model.predict_tracks(&test);
+    let calibration = Some(test_calibration(&model, &test, &preds));
     let (track, segment, predictions) = score(&ds.labels, &test, preds);
     let report = Report {
         schema: "genretag.report/1".into(),
@@ -452,90 +480,78 @@ pub fn train(
         track,
         segment,
         predictions,
+        calibration,
+        robustness: Vec::new(),
+        notes: Vec::new(),
     };
     report.write(&opts.out).map_err(other)?;
     Ok(report)
 }
 
-/// Evaluate a saved model on the test part of a split (or every track with `all`).
-pub fn evaluate(
-    model: &SavedModel,
-    source: &Source,
-    split: Option<&SplitSpec>,
-    cache: Option<PathBuf>,
-    device: &Device,
-    on_event: &mut (dyn FnMut(&Event) + Send),
-) -> Result<Report, Error> {
-    let other = |s: String| Error::from(ModelError::Other(s));
-    let ds = source.load().map_err(other)?;
-    // Labels must match the model's; map by name.
-    let (split_name, idx, missing) = match split {
-        Some(s) => {
-            let sp = s.apply(&ds).map_err(other)?;
-            (sp.name, sp.test, sp.missing)
-        }
-        None => ("all".to_string(), (0..ds.items.len()).collect(), Vec::new()),
+/// Validation tracks needed to choose a decision threshold from them.
+pub const MIN_THRESHOLD_TRACKS: usize = 20;
+
+/// Fit the temperature and choose the decision threshold on held-out `val` tracks
+/// (precision target [`TARGET_PRECISION`]). Without enough of them the temperature
+/// stays 1 and the threshold is the default, and the rule says so.
+pub fn calibrate(model: &SavedModel, val: &[&TrackData]) -> (Calibration, DecisionRule) {
+    let preds = model.predict_tracks(val);
+    let probs: Vec<Vec<f32>> = preds.into_iter().map(|p| p.track).collect();
+    let truth: Vec<usize> = val.iter().map(|t| t.label).collect();
+    if val.len() < MIN_THRESHOLD_TRACKS {
+        return (
+            Calibration::default(),
+            DecisionRule {
+                chosen_by: format!(
+                    "default: the validation part has {} tracks, too few to choose from (needs {MIN_THRESHOLD_TRACKS})",
+                    val.len()
+                ),
+                ..DecisionRule::default()
+            },
+        );
+    }
+    let weights =
+        super::trainer::class_weights(model.file.labels.len(), truth.iter().copied(), true);
+    let w: Vec<f32> = truth.iter().map(|&t| weights[t]).collect();
+    let cal = calibration::fit_temperature(&probs, &truth, &w);
+    let calibrated: Vec<Vec<f32>> = probs.iter().map(|p| cal.apply(p)).collect();
+    let rule = match calibration::choose_threshold(&calibrated, &truth, TARGET_PRECISION, 0.3) {
+        Some(t) => DecisionRule {
+            threshold: t,
+            chosen_by: format!(
+                "lowest threshold with >= {:.0} % precision on the {} validation tracks",
+                TARGET_PRECISION * 100.0,
+                val.len()
+            ),
+            ..DecisionRule::default()
+        },
+        None => DecisionRule {
+            threshold: 0.99,
+            chosen_by: format!(
+                "no threshold reached {:.0} % precision on the {} validation tracks: answers only when near certain",
+                TARGET_PRECISION * 100.0,
+                val.len()
+            ),
+            ..DecisionRule::default()
+        },
     };
-    let store = store_for_model(model, cache, device)?;
-    let total = idx.len();
-    let mut preds = Vec::new();
-    let mut tracks = Vec::new();
-    let mut fails = Vec::new();
-    for (n, &i) in idx.iter().enumerate() {
-        let it = &ds.items[i];
-        let Some(label) = model
-            .file
-            .labels
-            .iter()
-            .position(|l| *l == ds.labels[it.label])
-        else {
-            fails.push((
-                it.path.clone(),
-                format!("label {} unknown to the model", ds.labels[it.label]),
-            ));
-            continue;
-        };
-        match model.predict_file(&store, &it.path) {
-            Ok(p) => {
-                preds.push(p);
-                tracks.push(TrackData {
-                    path: it.path.clone(),
-                    label,
-                    inputs: Vec::new(),
-                });
-            }
-            Err(e) => fails.push((it.path.clone(), e.to_string())),
-        }
-        on_event(&Event::Preparing { done: n + 1, total });
-    }
-    for (p, why) in &fails {
-        on_event(&Event::Log(format!("skipped {}: {why}", p.display())));
-    }
-    if tracks.is_empty() {
-        return Err(other("no track could be evaluated".into()));
-    }
-    let refs: Vec<&TrackData> = tracks.iter().collect();
-    let (track, segment, predictions) = score(&model.file.labels, &refs, preds);
-    Ok(Report {
-        schema: "genretag.report/1".into(),
-        kind: "eval".into(),
-        model: model.name(),
-        config: serde_json::json!({
-            "model": model.file,
-            "failed_tracks": fails.iter().map(|(p, w)| format!("{}: {w}", p.display())).collect::<Vec<_>>(),
-        }),
-        dataset: source.describe(),
-        split: split_name,
-        missing,
-        labels: model.file.labels.clone(),
-        sizes: [0, 0, tracks.len()],
-        history: Vec::new(),
-        best_epoch: 0,
-        stop: String::new(),
-        train_secs: 0.0,
-        parameters: 0,
-        track,
-        segment,
-        predictions,
-    })
+    (cal, rule)
+}
+
+/// Calibration and decision figures of a model on its test tracks.
+pub fn test_calibration(
+    model: &SavedModel,
+    test: &[&TrackData],
+    raw: &[super::saved::TrackPrediction],
+) -> CalibrationSummary {
+    let probs: Vec<Vec<f32>> = raw.iter().map(|p| p.track.clone()).collect();
+    let truth: Vec<usize> = test.iter().map(|t| t.label).collect();
+    CalibrationSummary::new(
+        "test part",
+        &probs,
+        &truth,
+        model.file.calibration,
+        model.file.decision.threshold,
+        TARGET_PRECISION,
+    )
 }

@@ -369,7 +369,7 @@ impl Batcher<'_> {
                         match r {
                             Repr::Logmel | Repr::Mfcc => augment_image(a, v, r.bands(), rng),
                             Repr::Raw => augment_wave(a, v, rng),
-                            Repr::Hand | Repr::Embed => {
+                            Repr::Hand | Repr::Embed | Repr::Tags => {
                                 if rng.chance(a.feature_noise) {
                                     v.iter_mut().for_each(|x| *x += 0.1 * rng.normal());
                                 }
@@ -393,7 +393,7 @@ impl Batcher<'_> {
                         device,
                     ))
                 }
-                Repr::Hand | Repr::Embed => {
+                Repr::Hand | Repr::Embed | Repr::Tags => {
                     if self.spec.kind == ModelKind::Rnn {
                         out.seq = Some(Tensor::from_data(
                             TensorData::new(data, [n, seq_len, row_len]),
@@ -539,6 +539,24 @@ fn scalar(t: Tensor<1>) -> f64 {
         .unwrap_or(f32::NAN) as f64
 }
 
+/// Per-class loss weights: `n / (k * count)` (inverse frequency, mean 1 over the
+/// samples), or all 1 when `on` is false. Classes without samples get 1.
+pub fn class_weights(k: usize, labels: impl Iterator<Item = usize>, on: bool) -> Vec<f32> {
+    let mut counts = vec![0usize; k];
+    labels.for_each(|l| counts[l] += 1);
+    let n: usize = counts.iter().sum();
+    counts
+        .iter()
+        .map(|&c| {
+            if !on || c == 0 {
+                1.0
+            } else {
+                n as f32 / (k as f32 * c as f32)
+            }
+        })
+        .collect()
+}
+
 /// Window probabilities of `net` (validation mode) for every example of `tracks`,
 /// grouped per track.
 pub fn predict(
@@ -675,8 +693,7 @@ pub fn fit(
         )));
     }
 
-    let weights =
-        crate::ml::head::class_weights(classes, train.iter().map(|t| t.label), cfg.class_weights);
+    let weights = class_weights(classes, train.iter().map(|t| t.label), cfg.class_weights);
     let mut items: Vec<(usize, (usize, usize))> = train
         .iter()
         .enumerate()

@@ -1,0 +1,101 @@
+//! One model interface, one analysis service (issue 10): `tag --model` works exactly like
+//! `classify --model`, and the analysis cache never serves a retrained model's old answers.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::common::genretag;
+use crate::training::{clip, dataset, write_wav};
+
+fn train(data: &Path, out: &Path, seed: &str) {
+    let o = genretag()
+        .args([
+            "train",
+            "--model",
+            "logreg",
+            "--split",
+            "stratified",
+            "--test",
+            "0.34",
+        ])
+        .args(["--val", "0", "--no-cache", "--seed", seed, "--data"])
+        .arg(data)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .expect("runs");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+fn json(args: &[&str], extra: &[&Path]) -> Value {
+    let o = genretag().args(args).args(extra).output().expect("runs");
+    assert!(
+        matches!(o.status.code(), Some(0 | 1)),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    serde_json::from_slice(&o.stdout).expect("json")
+}
+
+#[test]
+fn issue10_tag_accepts_every_model_classify_does_and_retraining_is_never_served_stale() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = dataset(tmp.path());
+    let run = tmp.path().join("run");
+    train(&data, &run, "1");
+    let music = tmp.path().join("music");
+    std::fs::create_dir(&music).expect("mkdir");
+    write_wav(&music.join("tones.wav"), &clip(0, 5));
+    let db = tmp.path().join("lib.sqlite3");
+    let run_s = run.display().to_string();
+    let db_s = db.display().to_string();
+
+    // The same model, the same file: classify and tag (preview) agree.
+    let c = json(&["classify", "--json", "--model", &run_s], &[&music]);
+    let t = json(
+        &[
+            "tag",
+            "--json",
+            "--min-prob",
+            "0",
+            "--model",
+            &run_s,
+            "--db",
+            &db_s,
+        ],
+        &[&music],
+    );
+    assert_eq!(c["model"]["id"], t["model"]["id"], "{c}\n{t}");
+    let top = c["tracks"][0]["genres"][0]["name"].clone();
+    assert_eq!(t["files"][0]["proposal"]["proposed"][0], top, "{t}");
+    let id1 = t["model"]["id"].as_str().expect("id").to_string();
+
+    // Retrain into the same folder: another model, another id, a fresh analysis.
+    train(&data, &run, "2");
+    let t2 = json(
+        &[
+            "tag",
+            "--json",
+            "--min-prob",
+            "0",
+            "--model",
+            &run_s,
+            "--db",
+            &db_s,
+        ],
+        &[&music],
+    );
+    let id2 = t2["model"]["id"].as_str().expect("id").to_string();
+    assert_ne!(id1, id2, "a retrained model must not keep its id");
+    let lib = genretag::library::Library::open(&db).expect("db");
+    let stored = lib.analyses(&music.join("tones.wav")).expect("query");
+    let models: Vec<&str> = stored.iter().map(|(m, _)| m.as_str()).collect();
+    assert!(
+        models.contains(&id1.as_str()) && models.contains(&id2.as_str()),
+        "both models' analyses are kept apart: {models:?}"
+    );
+    // And the id is derived from bytes: loading the same folder twice gives the same id.
+    let again = json(&["classify", "--json", "--model", &run_s], &[&music]);
+    assert_eq!(again["model"]["id"].as_str(), Some(id2.as_str()));
+}
