@@ -109,6 +109,42 @@ pub enum TagError {
         /// What lofty said.
         reason: String,
     },
+    /// The file has several names (hard links); writing would split or damage them.
+    #[error(
+        "not written: the file has {links} names (hard links), and a safe rewrite would leave \
+         the other names with the old content; genretag leaves such files alone: {}",
+        path.display()
+    )]
+    HardLinked {
+        /// The file.
+        path: PathBuf,
+        /// How many names it has.
+        links: u64,
+    },
+    /// Owner, group, mode or an extended attribute could not be kept; nothing was written.
+    #[error("not written, to keep the file as it is ({reason}): {}", path.display())]
+    Metadata {
+        /// The file.
+        path: PathBuf,
+        /// What could not be kept.
+        reason: String,
+    },
+    /// The file is damaged (e.g. cut short); genretag does not write tags into it.
+    #[error("not written: the file is damaged ({reason}): {}", path.display())]
+    Damaged {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, in words.
+        reason: String,
+    },
+    /// The file's genres are no longer what the proposal was made from.
+    #[error("not written: {reason}: {}", path.display())]
+    Changed {
+        /// The file.
+        path: PathBuf,
+        /// What changed.
+        reason: String,
+    },
     /// The written copy did not verify (tags or audio changed); the original was kept.
     #[error("verification failed, file left unchanged ({reason}): {}", path.display())]
     Verify {

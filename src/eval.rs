@@ -224,6 +224,16 @@ pub fn evaluate(
                 .collect(),
         })
         .collect();
+    let segment = {
+        let (mut sp, mut st) = (Vec::new(), Vec::new());
+        for s in &known {
+            for g in &s.analysis.segments {
+                sp.push(g.genre_probs.clone());
+                st.push(s.truth.unwrap_or(0));
+            }
+        }
+        Metrics::compute(&labels, &sp, &st)
+    };
     Ok(Report {
         schema: "genretag.report/1".into(),
         kind: "eval".into(),
@@ -244,16 +254,7 @@ pub fn evaluate(
         stop: String::new(),
         train_secs: 0.0,
         parameters: 0,
-        segment: {
-            let (mut sp, mut st) = (Vec::new(), Vec::new());
-            for s in &known {
-                for g in &s.analysis.segments {
-                    sp.push(g.genre_probs.clone());
-                    st.push(s.truth.unwrap_or(0));
-                }
-            }
-            Metrics::compute(&labels, &sp, &st)
-        },
+        segment,
         track,
         predictions,
         calibration: Some(calibration),

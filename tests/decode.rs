@@ -208,3 +208,122 @@ fn damaged_files_never_panic() {
         outcomes[0], outcomes[1]
     );
 }
+
+/// Seconds our decoder gets out of a file.
+fn our_secs(path: &std::path::Path) -> f64 {
+    let (x, info) = read_mono(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    x.len() as f64 / info.sample_rate_hz as f64
+}
+
+#[test]
+fn issue14_truncated_aiff_m4a_and_wav_decode_what_is_there() {
+    if !have("ffmpeg") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let wav = dir.path().join("tone.wav");
+    write_wav_sine(&wav, 440.0, 22_050, 6.0);
+    let aiff = dir.path().join("tone.aiff");
+    let m4a = dir.path().join("fast.m4a");
+    assert!(ffmpeg(&wav, &aiff, &[]));
+    assert!(ffmpeg(
+        &wav,
+        &m4a,
+        &["-c:a", "aac", "-movflags", "+faststart"]
+    ));
+    for src in [&wav, &aiff, &m4a] {
+        let bytes = std::fs::read(src).expect("read");
+        for pct in [50usize, 99] {
+            let name = src.file_name().expect("name").to_string_lossy();
+            let cut = dir.path().join(format!("cut{pct}_{name}"));
+            std::fs::write(&cut, &bytes[..bytes.len() * pct / 100]).expect("write");
+            let theirs = ffmpeg_decoded_secs(&cut, 22_050);
+            let ours = our_secs(&cut);
+            assert!(
+                ours > theirs - 0.1 && theirs > 0.5,
+                "{name} cut at {pct}%: we decode {ours:.2} s, ffmpeg {theirs:.2} s"
+            );
+        }
+    }
+    // An M4A whose index (moov) sat at the end is lost with it: say so in words.
+    let late = dir.path().join("late.m4a");
+    assert!(ffmpeg(&wav, &late, &["-c:a", "aac"]));
+    let bytes = std::fs::read(&late).expect("read");
+    let cut = dir.path().join("cut_late.m4a");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).expect("write");
+    let err = read_mono(&cut).expect_err("nothing decodable");
+    assert!(
+        err.to_string().contains("cut short") && err.to_string().contains("moov"),
+        "{err}"
+    );
+}
+
+#[test]
+fn issue14_wav_with_placeholder_or_oversized_lengths_decodes_fully() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let wav = dir.path().join("tone.wav");
+    write_wav_sine(&wav, 440.0, 8_000, 3.0);
+    let good = std::fs::read(&wav).expect("read");
+    let data_at = good
+        .windows(4)
+        .position(|w| w == b"data")
+        .expect("data chunk");
+    for (name, riff, data) in [
+        ("streamed.wav", Some(u32::MAX), u32::MAX),
+        ("zero.wav", Some(0), 0),
+        ("claims_4gb.wav", None, u32::MAX - 1),
+    ] {
+        let mut b = good.clone();
+        if let Some(r) = riff {
+            b[4..8].copy_from_slice(&r.to_le_bytes());
+        }
+        b[data_at + 4..data_at + 8].copy_from_slice(&data.to_le_bytes());
+        let p = dir.path().join(name);
+        std::fs::write(&p, &b).expect("write");
+        let secs = our_secs(&p);
+        assert!((secs - 3.0).abs() < 0.01, "{name}: {secs} s of 3 s");
+    }
+}
+
+#[test]
+fn issue14_corrupt_packets_are_counted_for_every_format() {
+    if !have("ffmpeg") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let wav = dir.path().join("long.wav");
+    write_wav_sine(&wav, 440.0, 44_100, 20.0);
+    let formats: Vec<(&str, &[&str])> = vec![
+        ("t.mp3", &["-c:a", "libmp3lame"]),
+        ("t.flac", &[]),
+        ("t.ogg", &["-c:a", "libvorbis"]),
+        ("t.m4a", &["-c:a", "aac"]),
+    ];
+    for (name, mut bytes) in encode_all(&wav, dir.path(), &formats) {
+        let intact = dir.path().join(format!("intact_{name}"));
+        std::fs::write(&intact, &bytes).expect("write");
+        let mid = bytes.len() / 2;
+        bytes[mid..mid + 300].fill(0x5a);
+        let corrupt = dir.path().join(format!("corrupt_{name}"));
+        std::fs::write(&corrupt, &bytes).expect("write");
+        let skipped = |p: &std::path::Path| {
+            let mut s = audio::open(p).unwrap_or_else(|e| panic!("{name}: {e}"));
+            while s
+                .next_chunk()
+                .unwrap_or_else(|e| panic!("{name}: {e}"))
+                .is_some()
+            {}
+            s.skipped_packets()
+        };
+        assert_eq!(skipped(&intact), 0, "{name}: intact file reported damaged");
+        assert!(skipped(&corrupt) > 0, "{name}: corrupt packets not counted");
+        // ...and the user sees the warning.
+        let out = crate::common::genretag()
+            .args(["classify"])
+            .arg(&corrupt)
+            .output()
+            .expect("runs");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("corrupt packet"), "{name}: {text}");
+    }
+}

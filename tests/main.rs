@@ -6,10 +6,12 @@ mod common;
 mod crash;
 mod datasets;
 mod decode;
+mod fuzz;
 #[cfg(feature = "gui")]
 mod gui;
 mod musicnn_golden;
 mod precision;
+mod safety;
 mod scan;
 mod service;
 mod tags;

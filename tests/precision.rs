@@ -143,15 +143,13 @@ fn add_patches(
     exact: &[(Vec<f32>, Vec<f32>)],
     other: &[(Vec<f32>, Vec<f32>)],
 ) {
-    let emb = |v: &[(Vec<f32>, Vec<f32>)]| -> Vec<Vec<f32>> {
-        v.iter().map(|(e, _)| e.clone()).collect()
-    };
-    let tags = |v: &[(Vec<f32>, Vec<f32>)]| -> Vec<Vec<f32>> {
-        v.iter().map(|(_, t)| t.clone()).collect()
-    };
-    let (ee, et, oe, ot) = (emb(exact), tags(exact), emb(other), tags(other));
-    let view = |v: &[Vec<f32>]| -> Vec<&[f32]> { v.iter().map(Vec::as_slice).collect() };
-    agree.add_patches((&view(&ee), &view(&oe)), (&view(&et), &view(&ot)));
+    fn emb(v: &[(Vec<f32>, Vec<f32>)]) -> Vec<&[f32]> {
+        v.iter().map(|(e, _)| e.as_slice()).collect()
+    }
+    fn tags(v: &[(Vec<f32>, Vec<f32>)]) -> Vec<&[f32]> {
+        v.iter().map(|(_, t)| t.as_slice()).collect()
+    }
+    agree.add_patches((&emb(exact), &emb(other)), (&tags(exact), &tags(other)));
 }
 
 /// Per track of `genretag --precision P classify --json`: the genre and the tag

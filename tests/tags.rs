@@ -322,3 +322,42 @@ fn issue3_optional_confidence_fields() {
         assert_eq!(read_tags(&path).expect("reads").genres, vec!["Rock"]);
     }
 }
+
+#[test]
+fn issue14_truncated_file_tags_are_read_but_not_written() {
+    if !have("ffmpeg") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = make(dir.path(), "whole.wav", &[]);
+    let bytes = std::fs::read(&path).expect("read");
+    // ffmpeg puts the tags (LIST INFO) before the audio: they survive the cut.
+    let cut = dir.path().join("cut.wav");
+    std::fs::write(&cut, &bytes[..bytes.len() * 6 / 10]).expect("write");
+    let tags = read_tags(&cut).expect("tags of a truncated WAV");
+    assert_eq!(tags.title.as_deref(), Some("T"));
+    let before = std::fs::read(&cut).expect("read");
+    let err = write_genres(&cut, &["Rock".into()], &TagWriteOptions::default())
+        .expect_err("damaged file");
+    assert!(matches!(err, TagError::Damaged { .. }), "{err}");
+    assert!(
+        err.to_string().contains("cut short") && err.to_string().contains("cut.wav"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&cut).expect("read"), before);
+}
+
+#[test]
+fn issue14_au_write_says_why() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let au = dir.path().join("x.au");
+    crate::common::write_au_sine(&au, 440.0, 8000, 0.5, 1);
+    let tags = read_tags(&au).expect(".au has no tags, but reads");
+    assert!(tags.genres.is_empty() && (tags.duration_s - 0.5).abs() < 0.01);
+    let err = write_genres(&au, &["Rock".into()], &TagWriteOptions::default()).expect_err("au");
+    assert!(matches!(err, TagError::Unsupported { .. }), "{err}");
+    assert!(
+        err.to_string().contains("cannot write tags into .au files"),
+        "{err}"
+    );
+}

@@ -156,7 +156,13 @@ impl AuStream {
                 path: path.to_path_buf(),
                 source,
             })?;
-        let file_len = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let file_len = file
+            .metadata()
+            .map_err(|source| DecodeError::Io {
+                path: path.to_path_buf(),
+                source,
+            })?
+            .len();
         let available = file_len.saturating_sub(offset as u64);
         let declared = (size != u32::MAX).then_some(size as u64);
         let data_bytes = declared.map_or(available, |d| d.min(available));

@@ -15,6 +15,7 @@ use symphonia::core::formats::{FormatOptions, FormatReader, TrackType};
 use symphonia::core::io::MediaSourceStream;
 use symphonia::core::meta::MetadataOptions;
 
+use super::source::{Layout, Repaired};
 use crate::error::DecodeError;
 
 /// What we know about a stream before decoding it.
@@ -107,29 +108,27 @@ fn open_unguarded(path: &Path) -> Result<Box<dyn AudioStream>, DecodeError> {
         .and_then(|e| e.to_str())
         .map(str::to_ascii_lowercase)
         .unwrap_or_default();
-    let mut file = File::open(path).map_err(|source| DecodeError::Io {
+    let io_err = |source: std::io::Error| DecodeError::Io {
         path: path.to_path_buf(),
         source,
+    };
+    let mut file = super::source::open_regular(path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::InvalidInput {
+            DecodeError::Unsupported {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            }
+        } else {
+            io_err(e)
+        }
     })?;
-    let meta = file.metadata().map_err(|source| DecodeError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    if meta.is_dir() {
-        return Err(DecodeError::Unsupported {
-            path: path.to_path_buf(),
-            reason: "is a directory".into(),
-        });
-    }
+    let meta = file.metadata().map_err(io_err)?;
     if meta.len() == 0 {
         return Err(DecodeError::Empty {
             path: path.to_path_buf(),
         });
     }
-    if super::au::sniff(&mut file).map_err(|source| DecodeError::Io {
-        path: path.to_path_buf(),
-        source,
-    })? {
+    if super::au::sniff(&mut file).map_err(io_err)? {
         return Ok(Box::new(super::au::AuStream::new(file, path)?));
     }
     if ext == "opus" {
@@ -140,7 +139,8 @@ fn open_unguarded(path: &Path) -> Result<Box<dyn AudioStream>, DecodeError> {
                 .into(),
         });
     }
-    Ok(Box::new(SymphoniaStream::new(file, path, &ext)?))
+    let layout = super::source::inspect(&mut file).map_err(io_err)?;
+    Ok(Box::new(SymphoniaStream::new(file, &layout, path, &ext)?))
 }
 
 /// Decode a whole file to mono samples. Returns the samples and the stream info.
@@ -149,7 +149,8 @@ fn open_unguarded(path: &Path) -> Result<Box<dyn AudioStream>, DecodeError> {
 pub fn read_mono(path: &Path) -> Result<(Vec<f32>, AudioInfo), DecodeError> {
     let mut stream = open(path)?;
     let info = stream.info().clone();
-    let mut out = Vec::with_capacity(info.total_frames.unwrap_or(0).min(1 << 26) as usize);
+    // A header may claim any length: reserve at most 16 MiB up front, grow as decoded.
+    let mut out = Vec::with_capacity(info.total_frames.unwrap_or(0).min(1 << 22) as usize);
     while let Some(chunk) = stream.next_chunk()? {
         out.extend_from_slice(&chunk);
     }
@@ -172,14 +173,24 @@ struct SymphoniaStream {
     skipped: usize,
     consecutive_errors: usize,
     produced_any: bool,
+    /// Where the next packet should start (its predecessor's end), to notice packets the
+    /// demuxer dropped silently while resynchronising (FLAC, MP3 and Ogg readers skip a
+    /// corrupt frame or page without an error).
+    next_ts: Option<i64>,
+    /// Frames trimmed (encoder delay/padding) from the previous packet: demuxers differ
+    /// on whether its duration counts them, so a gap up to this size is not a loss.
+    prev_trim: u64,
+    /// The longest packet seen, in frames.
+    max_dur: u64,
 }
 
 /// After this many consecutive demux/decode failures we treat the rest of the file as lost.
 const MAX_CONSECUTIVE_ERRORS: usize = 64;
 
 impl SymphoniaStream {
-    fn new(file: File, path: &Path, ext: &str) -> Result<Self, DecodeError> {
-        let mss = MediaSourceStream::new(Box::new(file), Default::default());
+    fn new(file: File, layout: &Layout, path: &Path, ext: &str) -> Result<Self, DecodeError> {
+        let source = Repaired::new(file, layout);
+        let mss = MediaSourceStream::new(Box::new(source), Default::default());
         let mut hint = Hint::new();
         if !ext.is_empty() {
             hint.with_extension(ext);
@@ -191,13 +202,19 @@ impl SymphoniaStream {
                 FormatOptions::default(),
                 MetadataOptions::default(),
             )
-            .map_err(|e| map_open_error(e, path))?;
+            .map_err(|e| map_open_error(e, path, layout))?;
         let track =
             reader
                 .default_track(TrackType::Audio)
-                .ok_or_else(|| DecodeError::Unsupported {
-                    path: path.to_path_buf(),
-                    reason: "no audio track".into(),
+                .ok_or_else(|| match &layout.truncation {
+                    Some(t) => DecodeError::Malformed {
+                        path: path.to_path_buf(),
+                        reason: format!("{t}, and no audio track survived the cut"),
+                    },
+                    None => DecodeError::Unsupported {
+                        path: path.to_path_buf(),
+                        reason: "no audio track".into(),
+                    },
                 })?;
         let track_id = track.id;
         let total_frames = track.num_frames;
@@ -237,7 +254,39 @@ impl SymphoniaStream {
             skipped: 0,
             consecutive_errors: 0,
             produced_any: false,
+            next_ts: None,
+            prev_trim: 0,
+            max_dur: 0,
         })
+    }
+
+    /// Count a packet the demuxer dropped: the next packet starts later than the
+    /// previous one ended (FLAC frame numbers, Ogg granule positions).
+    fn note_timing(&mut self, packet: &symphonia::core::packet::Packet) {
+        let pts = packet.pts.get();
+        if let Some(expected) = self.next_ts
+            && pts > expected.saturating_add_unsigned(self.prev_trim)
+        {
+            self.skipped += 1;
+        }
+        let dur = packet.dur.get();
+        self.next_ts = pts.checked_add_unsigned(dur);
+        self.prev_trim = packet.trim_start.get() + packet.trim_end.get();
+        self.max_dur = self.max_dur.max(dur);
+    }
+
+    /// At a normal end of stream: demuxers that number packets by counting them (MP3)
+    /// show no gap after a resync, but then end short of the length the header promised.
+    fn note_end(&mut self) {
+        let (Some(total), Some(end)) = (self.info.total_frames, self.next_ts) else {
+            return;
+        };
+        let deficit = (total as i64).saturating_sub(end);
+        if self.max_dur > 0 && deficit > 0 && deficit as u64 * 2 >= self.max_dur {
+            self.skipped += (deficit as u64).div_ceil(self.max_dur) as usize;
+        }
+        // Count it once, however often the caller asks for more after the end.
+        self.next_ts = None;
     }
 
     fn note_error(&mut self, err: SymError) -> Result<(), DecodeError> {
@@ -253,8 +302,31 @@ impl SymphoniaStream {
     }
 }
 
-fn map_open_error(e: SymError, path: &Path) -> DecodeError {
+fn map_open_error(e: SymError, path: &Path, layout: &Layout) -> DecodeError {
+    if let Some(t) = &layout.truncation {
+        // Say what is wrong in the user's terms, not the demuxer's.
+        let lost_index = e.to_string().contains("moov");
+        return DecodeError::Malformed {
+            path: path.to_path_buf(),
+            reason: if lost_index {
+                format!(
+                    "{t}, and the part holding the index of the audio (the MP4 moov atom) is \
+                     gone, so nothing can be decoded"
+                )
+            } else {
+                format!("{t}; no audio could be decoded from the rest ({e})")
+            },
+        };
+    }
     match e {
+        SymError::Unsupported(_) | SymError::DecodeError(_) if e.to_string().contains("moov") => {
+            DecodeError::Malformed {
+                path: path.to_path_buf(),
+                reason: "the MP4 file has no index of its audio (moov atom): it was probably \
+                         cut off while being written or downloaded"
+                    .into(),
+            }
+        }
         SymError::IoError(source) if source.kind() != std::io::ErrorKind::UnexpectedEof => {
             DecodeError::Io {
                 path: path.to_path_buf(),
@@ -293,7 +365,10 @@ impl AudioStream for SymphoniaStream {
             }
             let packet = match self.reader.next_packet() {
                 Ok(Some(p)) => p,
-                Ok(None) => return Ok(None),
+                Ok(None) => {
+                    self.note_end();
+                    return Ok(None);
+                }
                 // A truncated file ends early: the audio before the cut is still good.
                 Err(SymError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
                     return Ok(None);
@@ -313,6 +388,7 @@ impl AudioStream for SymphoniaStream {
             if packet.track_id != self.track_id {
                 continue;
             }
+            self.note_timing(&packet);
             match self.decoder.decode(&packet) {
                 Ok(buf) => {
                     let channels = buf.spec().channels().count().max(1);

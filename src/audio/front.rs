@@ -24,6 +24,9 @@ pub struct Resampled {
 impl Resampled {
     /// Open `path` and resample it to `rate_hz`. Fails only if decoding cannot start.
     pub fn open(path: &Path, rate_hz: u32) -> Result<Self, DecodeError> {
+        // Once per file for every batch (analysis, training, the app): keep the heap
+        // from growing with the number of files (see `heap`).
+        super::heap::release_free_pages();
         let stream = open(path)?;
         let resampler =
             StreamResampler::new(stream.info().sample_rate_hz, rate_hz).map_err(|reason| {
@@ -113,7 +116,8 @@ pub struct DecodedAudio {
 /// Decode a whole file to mono samples at `rate_hz`.
 pub fn read_resampled(path: &Path, rate_hz: u32) -> Result<DecodedAudio, DecodeError> {
     let mut s = Resampled::open(path, rate_hz)?;
-    let mut samples = Vec::with_capacity(s.expected_frames().unwrap_or(0).min(1 << 26) as usize);
+    // A header may claim any length: reserve at most 16 MiB up front, grow as decoded.
+    let mut samples = Vec::with_capacity(s.expected_frames().unwrap_or(0).min(1 << 22) as usize);
     while s.next_into(&mut samples)? {}
     Ok(DecodedAudio {
         samples,

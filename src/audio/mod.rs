@@ -6,7 +6,9 @@
 pub mod au;
 pub mod decode;
 pub mod front;
+pub mod heap;
 pub mod resample;
+pub mod source;
 
 pub use decode::{AudioInfo, AudioStream, open, read_mono};
 pub use front::{DecodedAudio, Resampled, read_resampled};

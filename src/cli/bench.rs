@@ -79,6 +79,9 @@ struct PrecisionFigures {
     stages: Vec<(String, f64)>,
 }
 
+/// One clip's per-patch (penultimate embedding, tag probabilities).
+type PatchOutputs = Vec<(Vec<f32>, Vec<f32>)>;
+
 /// Run `bench`.
 pub fn run(args: BenchArgs, device: &Device) -> anyhow::Result<u8> {
     // The precision `--precision` asked for; the shipped model is loaded at each one
@@ -99,7 +102,7 @@ pub fn run(args: BenchArgs, device: &Device) -> anyhow::Result<u8> {
         }
         loaded
     };
-    let (files, _) = super::files::collect(std::slice::from_ref(&args.data));
+    let (files, _) = crate::library::files::collect(std::slice::from_ref(&args.data));
     anyhow::ensure!(!files.is_empty(), "no audio under {}", args.data.display());
     let sample: Vec<PathBuf> = files
         .iter()
@@ -132,7 +135,7 @@ pub fn run(args: BenchArgs, device: &Device) -> anyhow::Result<u8> {
     let mut figures = Vec::new();
     // Per precision: every sample clip's per-patch (embedding, tags), and every file's
     // genre probabilities from the shipped model end to end.
-    let mut patch_outs: Vec<Vec<Vec<(Vec<f32>, Vec<f32>)>>> = Vec::new();
+    let mut patch_outs: Vec<Vec<PatchOutputs>> = Vec::new();
     let mut genres: Vec<Vec<(PathBuf, Vec<f32>)>> = Vec::new();
     let mut e2e_files = 0;
     for &precision in &precisions {
@@ -317,12 +320,12 @@ pub fn run(args: BenchArgs, device: &Device) -> anyhow::Result<u8> {
         // decision and probabilities when the end-to-end pass ran.
         let mut agree = Agreement::default();
         for (e, o) in exact.iter().zip(other) {
-            let emb = |v: &[(Vec<f32>, Vec<f32>)]| -> Vec<&[f32]> {
+            fn emb(v: &[(Vec<f32>, Vec<f32>)]) -> Vec<&[f32]> {
                 v.iter().map(|(e, _)| e.as_slice()).collect()
-            };
-            let tags = |v: &[(Vec<f32>, Vec<f32>)]| -> Vec<&[f32]> {
+            }
+            fn tags(v: &[(Vec<f32>, Vec<f32>)]) -> Vec<&[f32]> {
                 v.iter().map(|(_, t)| t.as_slice()).collect()
-            };
+            }
             let (ee, et, oe, ot) = (emb(e), tags(e), emb(o), tags(o));
             agree.add_patches((&ee, &oe), (&et, &ot));
         }

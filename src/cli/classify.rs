@@ -13,7 +13,7 @@ use clap::Args;
 use clap::builder::TypedValueParser as _;
 use serde::Serialize;
 
-use super::{EXIT_FATAL, EXIT_OK, EXIT_PARTIAL, files};
+use super::{EXIT_FATAL, EXIT_OK, EXIT_PARTIAL};
 use crate::analysis::{
     AnalyseOptions, Analyzer, DEFAULT_MAX_PATCHES, TrackAnalysis, Verdict, load_model, top_label,
     written_name,
@@ -271,8 +271,19 @@ fn print_text(t: &JsonTrack, out: &mut impl Write) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Run `classify`.
+/// Run `classify`. With `--json`, a fatal error still prints one JSON document.
 pub fn run(args: ClassifyArgs, device: &Device) -> anyhow::Result<u8> {
+    let json = args.json;
+    super::tag::report_fatal(
+        run_classify(args, device),
+        json,
+        "genretag.classify/2",
+        &[],
+        None,
+    )
+}
+
+fn run_classify(args: ClassifyArgs, device: &Device) -> anyhow::Result<u8> {
     if let Some(p) = args.min_prob
         && !(0.0..=1.0).contains(&p)
     {
@@ -290,7 +301,7 @@ pub fn run(args: ClassifyArgs, device: &Device) -> anyhow::Result<u8> {
     if let Some(p) = args.min_prob {
         analyzer = analyzer.with_threshold(p);
     }
-    let (found, walk_errors) = files::collect(&args.paths);
+    let (found, walk_errors) = crate::library::files::collect(&args.paths);
     if found.is_empty() && walk_errors.is_empty() {
         eprintln!("error: no audio files found in the given paths");
         return Ok(EXIT_FATAL);

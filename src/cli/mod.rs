@@ -5,7 +5,6 @@
 mod bench;
 mod classify;
 mod convert;
-pub mod files;
 mod scan;
 mod tag;
 mod train;

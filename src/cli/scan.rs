@@ -7,6 +7,7 @@ use std::time::Instant;
 use clap::Args;
 
 use super::{EXIT_OK, EXIT_PARTIAL};
+use crate::library::paths::escaped;
 use crate::library::{Library, default_db_path};
 
 /// Arguments of `scan`.
@@ -34,8 +35,13 @@ pub struct BenchScanArgs {
     pub dir: Option<PathBuf>,
 }
 
-/// Run `scan`.
+/// Run `scan`. With `--json`, a fatal error still prints one JSON document.
 pub fn run(args: ScanArgs) -> anyhow::Result<u8> {
+    let json = args.json;
+    super::tag::report_fatal(run_scan(args), json, "genretag.scan/1", &[], None)
+}
+
+fn run_scan(args: ScanArgs) -> anyhow::Result<u8> {
     let lib = Library::open(&args.db.unwrap_or_else(default_db_path))?;
     let bar = indicatif::ProgressBar::new_spinner();
     if args.json {
@@ -47,7 +53,12 @@ pub fn run(args: ScanArgs) -> anyhow::Result<u8> {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         for (p, e) in &report.errors {
-            println!("error: {e}: {}", p.display());
+            let shown = escaped(p);
+            if e.ends_with(&shown) {
+                println!("error: {e}");
+            } else {
+                println!("error: {e}: {shown}");
+            }
         }
         println!(
             "{} files: {} new, {} changed, {} unchanged; {} removed; {} errors",
@@ -145,8 +156,10 @@ struct TempDir(PathBuf, bool);
 
 impl Drop for TempDir {
     fn drop(&mut self) {
-        if self.1 {
-            let _ = std::fs::remove_dir_all(&self.0);
+        if self.1
+            && let Err(e) = std::fs::remove_dir_all(&self.0)
+        {
+            eprintln!("warning: cannot remove {} ({e})", self.0.display());
         }
     }
 }

@@ -12,10 +12,13 @@ use clap::Args;
 use clap::builder::TypedValueParser as _;
 use serde::Serialize;
 
-use super::{EXIT_FATAL, EXIT_OK, EXIT_PARTIAL, files};
+use super::{EXIT_FATAL, EXIT_OK, EXIT_PARTIAL};
 use crate::analysis::{AnalyseOptions, Analyzer, Cached, StoredAnalysis, Verdict, load_model};
-use crate::library::tagger::{apply, remove_stale_scratch, undo_batch};
-use crate::library::tags::Provenance;
+use crate::error::TagError;
+use crate::library::lock::remove_stale_scratch;
+use crate::library::paths::{JsonPath, escaped};
+use crate::library::tagger::{apply_checked, undo_batch};
+use crate::library::tags::{Provenance, check_writable};
 use crate::library::{
     Library, Mode, Proposal, TagPolicy, TagWriteOptions, default_db_path, read_tags,
 };
@@ -87,10 +90,12 @@ pub struct HistoryArgs {
     pub db: Option<PathBuf>,
 }
 
-/// One file in the report.
+/// One file in the report. JSON: `path` (escaped if not UTF-8, with the exact bytes in
+/// `path_bytes`; see docs/safety.md).
 #[derive(Debug, Serialize)]
 struct FileReport {
-    path: String,
+    #[serde(flatten, serialize_with = "flat_path")]
+    path: PathBuf,
     /// `tagged`, `would-tag`, `unchanged`, `skipped`, `unsure` or `failed`.
     status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -99,18 +104,156 @@ struct FileReport {
     error: Option<String>,
 }
 
+fn flat_path<S: serde::Serializer>(p: &std::path::Path, s: S) -> Result<S::Ok, S::Error> {
+    serde::Serialize::serialize(&JsonPath(p), s)
+}
+
+/// Open the library (settling what a crash left: see `Library::open`) and say what
+/// was recovered.
 fn open_library(db: Option<PathBuf>) -> anyhow::Result<Library> {
     let path = db.unwrap_or_else(default_db_path);
     let lib = Library::open(&path)?;
-    let settled = lib.reconcile()?;
-    if settled > 0 {
-        eprintln!("settled {settled} interrupted write(s) from an earlier run");
+    let r = lib.recovery();
+    if r.settled > 0 {
+        eprintln!(
+            "settled {} interrupted write(s) from an earlier run",
+            r.settled
+        );
+    }
+    if r.scratch_removed > 0 {
+        eprintln!(
+            "removed {} scratch cop(ies) left by an interrupted run",
+            r.scratch_removed
+        );
+    }
+    for (p, e) in &r.problems {
+        eprintln!(
+            "warning: cannot remove a scratch copy ({e}): {}",
+            escaped(p)
+        );
     }
     Ok(lib)
 }
 
+/// Take the library's writer lock for this command, saying so if another process has
+/// it (the wait then lasts until that process finishes its batch).
+fn lock_for_writing(lib: &Library) -> anyhow::Result<crate::library::db::WriteGuard<'_>> {
+    let guard = lib.write_lock_with(|holder| {
+        let who = holder.map_or_else(|| "another process".to_string(), |p| format!("process {p}"));
+        eprintln!(
+            "waiting: {who} is writing tags with this library ({}); this run continues when it \
+             finishes",
+            lib.path().display()
+        );
+    })?;
+    // Taking the lock settles what a holder killed mid-batch left.
+    let r = lib.last_recovery();
+    if r.settled > 0 {
+        eprintln!(
+            "settled {} interrupted write(s) left by the process this run waited for",
+            r.settled
+        );
+    }
+    Ok(guard)
+}
+
+/// What a `tag --write` run has written so far, to report on a fatal error.
+#[derive(Debug, Default)]
+struct WriteLog {
+    /// Files written in this run.
+    written: Vec<PathBuf>,
+    /// The file being written when the error struck (it may or may not have changed).
+    in_flight: Option<PathBuf>,
+}
+
+/// Write (or, without a batch, preview) one proposal that changes a file: the file's
+/// status and error for the report. Files that cannot take tags (`.au`, several hard
+/// links) are "skipped" with the reason; other refusals "failed".
+fn write_one(
+    lib: &Library,
+    batch: Option<i64>,
+    path: &std::path::Path,
+    proposal: &Proposal,
+    opts: &TagWriteOptions,
+    log: &mut WriteLog,
+) -> anyhow::Result<(&'static str, Option<String>)> {
+    let outcome = match batch {
+        None => check_writable(path).map(drop),
+        Some(b) => {
+            log.in_flight = Some(path.to_path_buf());
+            let r = apply_checked(lib, b, path, proposal, opts)?;
+            log.in_flight = None;
+            if r.is_ok() {
+                log.written.push(path.to_path_buf());
+            }
+            r
+        }
+    };
+    Ok(match outcome {
+        Ok(()) if batch.is_some() => ("tagged", None),
+        Ok(()) => ("would-tag", None),
+        Err(e @ (TagError::Unsupported { .. } | TagError::HardLinked { .. })) => {
+            ("skipped", Some(e.to_string()))
+        }
+        Err(e) => ("failed", Some(e.to_string())),
+    })
+}
+
+/// On a fatal error: with `--json`, still print one JSON document (the error, and what
+/// was written before it); in text, list the files already written. The error then
+/// goes on to `main`, which prints it and exits 2.
+pub(super) fn report_fatal(
+    result: anyhow::Result<u8>,
+    json: bool,
+    schema: &str,
+    written: &[PathBuf],
+    in_flight: Option<&std::path::Path>,
+) -> anyhow::Result<u8> {
+    let Err(e) = result else {
+        return result;
+    };
+    if json {
+        let doc = serde_json::json!({
+            "schema": schema,
+            "error": format!("{e:#}"),
+            "written": written.iter().map(|p| JsonPath(p)).collect::<Vec<_>>(),
+            "maybe_written": in_flight.map(JsonPath),
+        });
+        println!("{doc:#}");
+    } else if !written.is_empty() || in_flight.is_some() {
+        eprintln!(
+            "{} file(s) were written before the error; `genretag undo` reverts them once the \
+             library database works again:",
+            written.len()
+        );
+        for p in written {
+            eprintln!("  written: {}", escaped(p));
+        }
+        if let Some(p) = in_flight {
+            eprintln!(
+                "  maybe written (being written when the error struck): {}",
+                escaped(p)
+            );
+        }
+    }
+    Err(e)
+}
+
 /// Run `tag`.
 pub fn run(args: TagArgs, device: &Device) -> anyhow::Result<u8> {
+    let json = args.json;
+    let mut log = WriteLog::default();
+    let result = run_tag(args, device, &mut log);
+    report_fatal(
+        result,
+        json,
+        "genretag.tag/2",
+        &log.written,
+        log.in_flight.as_deref(),
+    )
+}
+
+fn run_tag(args: TagArgs, device: &Device, log: &mut WriteLog) -> anyhow::Result<u8> {
     if let Some(p) = args.min_prob
         && !(0.0..=1.0).contains(&p)
     {
@@ -142,8 +285,15 @@ pub fn run(args: TagArgs, device: &Device) -> anyhow::Result<u8> {
             .with_context(|| format!("while reading the genre map {}", map.display()))?;
     }
     let lib = open_library(args.db.clone())?;
+    // One writer per library for the whole run: a second `tag --write` waits here, and
+    // then proposes from the genres this one wrote.
+    let _writer = if args.write {
+        Some(lock_for_writing(&lib)?)
+    } else {
+        None
+    };
     let model_id = model.id().to_string();
-    let (found, walk_errors) = files::collect(&args.paths);
+    let (found, walk_errors) = crate::library::files::collect(&args.paths);
     if found.is_empty() && walk_errors.is_empty() {
         eprintln!("error: no audio files found in the given paths");
         return Ok(EXIT_FATAL);
@@ -155,7 +305,19 @@ pub fn run(args: TagArgs, device: &Device) -> anyhow::Result<u8> {
             .collect();
         dirs.sort();
         dirs.dedup();
-        let stale: usize = dirs.iter().map(|d| remove_stale_scratch(d)).sum();
+        // Recovery removed the scratch copies the journal knows; these folders may hold
+        // copies from before the journal recorded them.
+        let mut stale = 0;
+        for d in &dirs {
+            let (removed, problems) = remove_stale_scratch(d);
+            stale += removed;
+            for (p, e) in problems {
+                eprintln!(
+                    "warning: cannot remove a scratch copy ({e}): {}",
+                    escaped(&p)
+                );
+            }
+        }
         if stale > 0 {
             eprintln!("removed {stale} scratch cop(ies) left by an interrupted run");
         }
@@ -172,7 +334,7 @@ pub fn run(args: TagArgs, device: &Device) -> anyhow::Result<u8> {
                 "tag {}",
                 args.paths
                     .iter()
-                    .map(|p| p.display().to_string())
+                    .map(|p| escaped(p))
                     .collect::<Vec<_>>()
                     .join(" ")
             ))?)
@@ -187,10 +349,10 @@ pub fn run(args: TagArgs, device: &Device) -> anyhow::Result<u8> {
     let mut reports: Vec<FileReport> = walk_errors
         .into_iter()
         .map(|(p, e)| FileReport {
-            path: p.display().to_string(),
+            error: Some(format!("cannot read ({e}): {}", escaped(&p))),
+            path: p,
             status: "failed",
             proposal: None,
-            error: Some(format!("cannot read ({e}): {}", p.display())),
         })
         .collect();
     // Files whose analysis is cached for this model are not decoded again.
@@ -207,14 +369,14 @@ pub fn run(args: TagArgs, device: &Device) -> anyhow::Result<u8> {
     for (path, analysis) in analysed {
         let report = match analysis {
             Err(e) => FileReport {
-                path: path.display().to_string(),
+                path,
                 status: "failed",
                 proposal: None,
                 error: Some(e),
             },
             Ok(a) => match read_tags(&path) {
                 Err(e) => FileReport {
-                    path: path.display().to_string(),
+                    path,
                     status: "failed",
                     proposal: None,
                     error: Some(e.to_string()),
@@ -234,17 +396,14 @@ pub fn run(args: TagArgs, device: &Device) -> anyhow::Result<u8> {
                         (true, _, _) if a.verdict.is_unsure() => ("unsure", None),
                         (true, _, _) => ("skipped", None),
                         (false, false, _) => ("unchanged", None),
-                        (false, true, None) => ("would-tag", None),
-                        (false, true, Some(b)) => {
+                        (false, true, batch) => {
                             let confidence = a.genres.first().map_or(0.0, |r| r.1);
-                            match apply(&lib, b, &path, &proposal, &write_opts(confidence))? {
-                                Ok(()) => ("tagged", None),
-                                Err(e) => ("failed", Some(e)),
-                            }
+                            let opts = write_opts(confidence);
+                            write_one(&lib, batch, &path, &proposal, &opts, log)?
                         }
                     };
                     FileReport {
-                        path: path.display().to_string(),
+                        path,
                         status,
                         proposal: Some(proposal),
                         error,
@@ -286,25 +445,24 @@ pub fn run(args: TagArgs, device: &Device) -> anyhow::Result<u8> {
                     v.join("; ")
                 }
             };
+            let shown = escaped(&r.path);
             match (&r.proposal, &r.error) {
-                (_, Some(e)) => writeln!(out, "{}\n  failed: {e}", r.path)?,
+                (_, Some(e)) => writeln!(out, "{shown}\n  {}: {e}", r.status)?,
                 (Some(p), None) if r.status == "unsure" => writeln!(
                     out,
-                    "{}\n  unsure: keeps {}  ({})",
-                    r.path,
+                    "{shown}\n  unsure: keeps {}  ({})",
                     show(&p.existing),
                     p.reason
                 )?,
                 (Some(p), None) => writeln!(
                     out,
-                    "{}\n  {}: {} -> {}  ({})",
-                    r.path,
+                    "{shown}\n  {}: {} -> {}  ({})",
                     r.status,
                     show(&p.existing),
                     show(&p.proposed),
                     p.reason
                 )?,
-                (None, None) => writeln!(out, "{}\n  {}", r.path, r.status)?,
+                (None, None) => writeln!(out, "{shown}\n  {}", r.status)?,
             }
         }
         let verb = if args.write { "tagged" } else { "would tag" };
@@ -327,13 +485,14 @@ pub fn run(args: TagArgs, device: &Device) -> anyhow::Result<u8> {
 /// Run `undo`.
 pub fn run_undo(args: UndoArgs) -> anyhow::Result<u8> {
     let lib = open_library(args.db)?;
+    let _writer = lock_for_writing(&lib)?;
     let Some(batch) = args.batch.or(lib.last_undoable_batch()?) else {
         eprintln!("nothing to undo");
         return Ok(EXIT_OK);
     };
     let report = undo_batch(&lib, batch, &TagWriteOptions::default())?;
     for p in &report.reverted {
-        println!("reverted: {}", p.display());
+        println!("reverted: {}", escaped(p));
     }
     for (_, why) in &report.refused {
         println!("refused: {why}");
@@ -343,6 +502,12 @@ pub fn run_undo(args: UndoArgs) -> anyhow::Result<u8> {
         report.reverted.len(),
         report.refused.len()
     );
+    if !report.refused.is_empty() {
+        println!(
+            "(refused files keep genretag's genres; `genretag undo` goes on to the previous \
+             batch, `genretag undo --batch {batch}` tries these again)"
+        );
+    }
     Ok(if report.refused.is_empty() {
         EXIT_OK
     } else {
@@ -355,15 +520,15 @@ pub fn run_history(args: HistoryArgs) -> anyhow::Result<u8> {
     let lib = open_library(args.db)?;
     for b in lib.batches()? {
         let entries = lib.journal(Some(b.id))?;
-        let done = entries.iter().filter(|e| e.state == "done").count();
-        let undone = entries.iter().filter(|e| e.state == "undone").count();
-        let failed = entries.iter().filter(|e| e.state == "failed").count();
+        let count = |state: &str| entries.iter().filter(|e| e.state == state).count();
+        use crate::library::db::state;
         println!(
-            "batch {:>4}  {} written, {} undone, {} failed{}  {}",
+            "batch {:>4}  {} written, {} undone, {} refused, {} failed{}  {}",
             b.id,
-            done,
-            undone,
-            failed,
+            count(state::DONE),
+            count(state::UNDONE),
+            count(state::REFUSED),
+            count(state::FAILED),
             if b.undone_at.is_some() {
                 " (undone)"
             } else {

@@ -2,21 +2,23 @@
 //!
 //! Streams the directory walk and writes in transactions of [`CHUNK`] files, so
 //! memory stays flat however large the library. A file whose size and mtime match
-//! its row is not opened again; a new or changed file has its tags read (lofty) and
-//! its content hashed, and a changed file's cached analyses are dropped. Rows under
-//! the scanned folders whose files are gone are removed.
+//! its row is not opened again; a new or changed file has its tags read (lofty), its
+//! content hashed and the start of its audio decoded, so a file that is not decodable
+//! audio is reported, not counted as fine. Cached analyses are keyed by content, so a
+//! changed file misses its old ones (which are forgotten). Rows under the scanned
+//! folders whose files are gone are removed.
 
 use std::collections::HashSet;
-use std::hash::Hasher;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
 use super::db::{DbError, Library, now_s, stamp};
+use super::paths::{from_bytes, serialize_problems, to_bytes};
 use super::tags::read_tags;
-use crate::audio::AUDIO_EXTENSIONS;
+
+pub use super::files::{content_hash, looks_like_audio, walk_audio};
 
 /// The columns [`track_row`] reads, in order.
 const TRACK_COLUMNS: &str = "title, artist, album, genres, duration_s, hash, error";
@@ -29,7 +31,13 @@ fn track_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TrackRow> {
             title: r.get(0)?,
             artist: r.get(1)?,
             album: r.get(2)?,
-            genres: serde_json::from_str(&genres).unwrap_or_default(),
+            genres: serde_json::from_str(&genres).map_err(|e| {
+                rusqlite::Error::FromSqlConversionFailure(
+                    3,
+                    rusqlite::types::Type::Text,
+                    Box::new(e),
+                )
+            })?,
             duration_s: r.get::<_, Option<f64>>(4)?.unwrap_or(0.0),
         },
         hash: r.get(5)?,
@@ -45,9 +53,9 @@ pub const CHUNK: usize = 1000;
 pub struct TrackRow {
     /// Tags as last scanned.
     pub tags: super::TrackTags,
-    /// Content hash.
+    /// Content hash ([`content_hash`]).
     pub hash: Option<String>,
-    /// Why its tags could not be read, if they could not.
+    /// Why its tags or audio could not be read, if they could not.
     pub error: Option<String>,
 }
 
@@ -58,114 +66,31 @@ pub struct ScanReport {
     pub files: usize,
     /// Added to the library.
     pub new: usize,
-    /// Changed since the last scan (tags re-read, analyses dropped).
+    /// Changed since the last scan (tags re-read).
     pub changed: usize,
     /// Unchanged (not opened).
     pub unchanged: usize,
     /// Rows removed because their file is gone.
     pub removed: usize,
-    /// Folders or files that could not be read, with the reason.
+    /// Files whose tags or audio cannot be read (this scan's and earlier scans'
+    /// findings for files still there), folders that cannot be read, and special
+    /// files skipped, each with the reason. JSON: `[{"path", "path_bytes"?, "reason"}]`.
+    #[serde(serialize_with = "serialize_problems")]
     pub errors: Vec<(PathBuf, String)>,
 }
 
-/// Does this file look like audio? By extension, or for files without one, by its
-/// first bytes (FLAC, Ogg, RIFF/WAVE, AIFF, MP4, ID3/MPEG, .au).
-pub fn looks_like_audio(path: &Path) -> bool {
-    match path.extension().and_then(|e| e.to_str()) {
-        Some(ext) => AUDIO_EXTENSIONS.contains(&ext.to_ascii_lowercase().as_str()),
-        None => {
-            let mut head = [0u8; 12];
-            let n = std::fs::File::open(path)
-                .and_then(|mut f| f.read(&mut head))
-                .unwrap_or(0);
-            let h = &head[..n];
-            h.starts_with(b"fLaC")
-                || h.starts_with(b"OggS")
-                || h.starts_with(b"ID3")
-                || h.starts_with(b".snd")
-                || (h.starts_with(b"RIFF") && h.get(8..12) == Some(b"WAVE"))
-                || (h.starts_with(b"FORM") && matches!(h.get(8..12), Some(b"AIFF") | Some(b"AIFC")))
-                || h.get(4..8) == Some(b"ftyp")
-                || (h.len() >= 2 && h[0] == 0xff && h[1] & 0xe0 == 0xe0)
+/// Can the audio of `path` be decoded? Opens the decoder and decodes the first
+/// packets: enough to catch a file that is not audio, or audio we cannot decode,
+/// without the cost of decoding it all.
+fn probe_audio(path: &Path) -> Result<(), String> {
+    let mut stream = crate::audio::open(path).map_err(|e| e.to_string())?;
+    match stream.next_chunk() {
+        Ok(Some(_)) => Ok(()),
+        Ok(None) => Err(crate::error::DecodeError::Empty {
+            path: path.to_path_buf(),
         }
-    }
-}
-
-/// Hash of a file's whole content (SipHash over 64 KiB reads), as hex.
-pub fn content_hash(path: &Path) -> std::io::Result<String> {
-    let mut f = std::fs::File::open(path)?;
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        h.write(&buf[..n]);
-    }
-    Ok(format!("{:016x}", h.finish()))
-}
-
-/// Walk `roots`, calling `visit` for each audio file ([`looks_like_audio`]), skipping
-/// hidden entries and folders already walked (symlink loops, repeated roots, tracked in
-/// `seen`); unreadable paths go to `errors`. A root that is a file is visited if it
-/// looks like audio, or always with `keep_named_files` (the decoder then judges it).
-pub fn walk_audio(
-    roots: &[PathBuf],
-    seen: &mut HashSet<PathBuf>,
-    keep_named_files: bool,
-    errors: &mut Vec<(PathBuf, String)>,
-    mut visit: impl FnMut(PathBuf),
-) {
-    let mut stack: Vec<PathBuf> = roots.iter().rev().cloned().collect();
-    while let Some(dir) = stack.pop() {
-        let meta = match std::fs::metadata(&dir) {
-            Ok(m) => m,
-            Err(e) => {
-                errors.push((dir, e.to_string()));
-                continue;
-            }
-        };
-        if !meta.is_dir() {
-            // Only roots reach here: sub-folder entries that are files are visited below.
-            if keep_named_files || looks_like_audio(&dir) {
-                visit(dir);
-            }
-            continue;
-        }
-        match dir.canonicalize() {
-            Ok(c) => {
-                if !seen.insert(c) {
-                    continue; // a symlink loop or a folder reached twice
-                }
-            }
-            Err(e) => {
-                errors.push((dir, e.to_string()));
-                continue;
-            }
-        }
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(e) => e,
-            Err(e) => {
-                errors.push((dir, e.to_string()));
-                continue;
-            }
-        };
-        let mut subdirs = Vec::new();
-        for entry in entries.flatten() {
-            if entry.file_name().to_string_lossy().starts_with('.') {
-                continue;
-            }
-            let path = entry.path();
-            match std::fs::metadata(&path) {
-                Ok(m) if m.is_dir() => subdirs.push(path),
-                Ok(_) if looks_like_audio(&path) => visit(path),
-                Ok(_) => {}
-                Err(e) => errors.push((path, e.to_string())),
-            }
-        }
-        subdirs.sort();
-        stack.extend(subdirs.into_iter().rev());
+        .to_string()),
+        Err(e) => Err(e.to_string()),
     }
 }
 
@@ -203,6 +128,9 @@ impl Library {
         progress(report.files);
         report.errors.extend(errors);
         report.removed = self.remove_unseen(roots, generation)?;
+        if report.changed + report.removed > 0 {
+            self.forget_orphan_analyses()?;
+        }
         Ok(report)
     }
 
@@ -215,7 +143,7 @@ impl Library {
         let tx = self.write_tx()?;
         {
             let mut find = tx
-                .prepare_cached("SELECT id, size, mtime_ns FROM tracks WHERE path = ?1")
+                .prepare_cached("SELECT id, size, mtime_ns, error FROM tracks WHERE path = ?1")
                 .map_err(self.error())?;
             let mut touch = tx
                 .prepare_cached("UPDATE tracks SET seen = ?2 WHERE id = ?1")
@@ -231,9 +159,6 @@ impl Library {
                        error = excluded.error, scanned_at = excluded.scanned_at, seen = excluded.seen",
                 )
                 .map_err(self.error())?;
-            let mut drop_analyses = tx
-                .prepare_cached("DELETE FROM analyses WHERE track_id = ?1")
-                .map_err(self.error())?;
             for path in paths {
                 report.files += 1;
                 let Some((size, mtime)) = stamp(path) else {
@@ -242,34 +167,41 @@ impl Library {
                         .push((path.clone(), "vanished during the scan".into()));
                     continue;
                 };
-                let key = path.to_string_lossy();
-                let row: Option<(i64, i64, i64)> = find
-                    .query_row(params![key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                let key = to_bytes(path);
+                let row: Option<(i64, i64, i64, Option<String>)> = find
+                    .query_row(params![key], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                    })
                     .optional()
                     .map_err(self.error())?;
                 match row {
-                    Some((id, s, m)) if s == size && m == mtime => {
+                    Some((id, s, m, error)) if s == size && m == mtime => {
                         touch
                             .execute(params![id, generation])
                             .map_err(self.error())?;
                         report.unchanged += 1;
+                        // A file found unreadable before is still unreadable: say so again.
+                        if let Some(e) = error {
+                            report.errors.push((path.clone(), e));
+                        }
                         continue;
                     }
-                    // Size -1: genretag itself changed the tags (or only analysed the file);
-                    // its analyses are still valid.
-                    Some((_, -1, _)) => report.changed += 1,
-                    Some((id, _, _)) => {
-                        drop_analyses.execute(params![id]).map_err(self.error())?;
-                        report.changed += 1;
-                    }
+                    // Size -1: genretag itself changed the tags (or only analysed the file).
+                    Some(_) => report.changed += 1,
                     None => report.new += 1,
                 }
-                let hash = content_hash(path).ok();
-                let (tags, error) = match read_tags(path) {
+                // Analyses are keyed by content: a changed file simply misses them.
+                let hash = self.content_hash_of(path)?;
+                let (tags, mut error) = match read_tags(path) {
                     Ok(t) => (t, None),
-                    Err(e) => (Default::default(), Some(e.to_string())),
+                    Err(e) => (super::TrackTags::default(), Some(e.to_string())),
                 };
-                let tags: super::TrackTags = tags;
+                if error.is_none() {
+                    error = probe_audio(path).err();
+                }
+                if let Some(e) = &error {
+                    report.errors.push((path.clone(), e.clone()));
+                }
                 upsert
                     .execute(params![
                         key,
@@ -279,7 +211,7 @@ impl Library {
                         tags.title,
                         tags.artist,
                         tags.album,
-                        serde_json::to_string(&tags.genres).unwrap_or_else(|_| "[]".into()),
+                        serde_json::Value::from(tags.genres.clone()).to_string(),
                         tags.duration_s,
                         error,
                         now_s(),
@@ -296,34 +228,38 @@ impl Library {
         {
             let mut st = self
                 .conn()
-                .prepare("SELECT id, path FROM tracks WHERE path LIKE ?1 ESCAPE '\\' AND (seen IS NULL OR seen != ?2)")
+                .prepare(
+                    "SELECT id, path FROM tracks WHERE substr(path, 1, length(?1)) = ?1
+                       AND (seen IS NULL OR seen != ?2)",
+                )
                 .map_err(self.error())?;
             for root in roots {
-                let prefix = format!(
-                    "{}%",
-                    root.to_string_lossy()
-                        .replace('%', "\\%")
-                        .replace('_', "\\_")
-                );
                 let rows = st
-                    .query_map(params![prefix, generation], |r| {
-                        Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+                    .query_map(params![to_bytes(root), generation], |r| {
+                        Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?))
                     })
                     .map_err(self.error())?;
                 for row in rows {
                     let (id, path) = row.map_err(self.error())?;
+                    let path = from_bytes(path);
                     // Not seen by this scan *and* not on disk: another process scanning at
                     // the same time must not make us drop rows it just refreshed.
-                    if !Path::new(&path).exists() {
-                        gone.push(id);
+                    // (`symlink_metadata`: a dangling link is still "there" to be reported.)
+                    if std::fs::symlink_metadata(&path).is_err() {
+                        gone.push((id, path));
                     }
                 }
             }
         }
         let tx = self.write_tx()?;
-        for id in &gone {
+        for (id, path) in &gone {
             tx.execute("DELETE FROM tracks WHERE id = ?1", params![id])
                 .map_err(self.error())?;
+            tx.execute(
+                "DELETE FROM file_hashes WHERE path = ?1",
+                params![to_bytes(path)],
+            )
+            .map_err(self.error())?;
         }
         tx.commit().map_err(self.error())?;
         Ok(gone.len())
@@ -334,7 +270,7 @@ impl Library {
         self.conn()
             .query_row(
                 &format!("SELECT {TRACK_COLUMNS} FROM tracks WHERE path = ?1"),
-                params![path.to_string_lossy()],
+                params![to_bytes(path)],
                 track_row,
             )
             .optional()
@@ -344,9 +280,9 @@ impl Library {
     /// Every stored track below `root` (as the scan spelt its paths), sorted by path:
     /// one query instead of a walk and a lookup per file.
     pub fn tracks_under(&self, root: &Path) -> Result<Vec<(PathBuf, TrackRow)>, DbError> {
-        let mut prefix = root.to_string_lossy().to_string();
-        if !prefix.ends_with('/') {
-            prefix.push('/');
+        let mut prefix = to_bytes(root).to_vec();
+        if prefix.last() != Some(&b'/') {
+            prefix.push(b'/');
         }
         let mut stmt = self
             .conn()
@@ -357,7 +293,7 @@ impl Library {
             .map_err(self.error())?;
         let rows = stmt
             .query_map(params![prefix], |r| {
-                Ok((PathBuf::from(r.get::<_, String>(7)?), track_row(r)?))
+                Ok((from_bytes(r.get::<_, Vec<u8>>(7)?), track_row(r)?))
             })
             .map_err(self.error())?;
         rows.collect::<Result<_, _>>().map_err(self.error())
@@ -369,23 +305,5 @@ impl Library {
             .query_row("SELECT COUNT(*) FROM tracks", [], |r| r.get::<_, i64>(0))
             .map(|n| n as usize)
             .map_err(self.error())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sniffs_audio_without_extension() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let flac = dir.path().join("track");
-        std::fs::write(&flac, b"fLaC\0\0\0\x22rest").expect("write");
-        let text = dir.path().join("README");
-        std::fs::write(&text, b"hello").expect("write");
-        assert!(looks_like_audio(&flac));
-        assert!(!looks_like_audio(&text));
-        assert!(looks_like_audio(Path::new("x.MP3")));
-        assert!(!looks_like_audio(Path::new("x.txt")));
     }
 }

@@ -6,15 +6,22 @@
 //! WAV and AIFF through their ID3v2 chunk. Only the genre is touched: every other
 //! tag item and picture is compared before and after.
 //!
-//! A write never modifies the original in place. It copies the file next to itself,
-//! writes the copy, re-reads its tags, decodes its audio and compares a checksum of
-//! the decoded samples with the original's, and only then renames the copy over the
-//! original. A crash at any moment leaves the old file or the new one, and at worst
-//! a stray hidden `.genretag-<pid>-<name>` copy beside it.
+//! A write never modifies the original in place. It copies the file next to itself
+//! (next to the target of a symbolic link, with owner, mode and extended attributes:
+//! see [`super::replace`]), writes the copy, re-reads its tags, decodes its audio and
+//! compares a checksum of the decoded samples with the original's, and only then
+//! renames the copy over the original. A crash at any moment leaves the old file or the
+//! new one, and at worst a stray hidden `.genretag-<pid>-<name>` copy beside it, which
+//! the next run removes.
+//!
+//! Reading goes through [`crate::audio::source`]: only regular files are opened, and a
+//! container cut short is read through a repaired view, so its tags can still be shown.
+//! Writing refuses such a damaged file, `.au` files (the format has no tag block) and
+//! files with several hard links, each with the reason in words. The tag library is
+//! panic-guarded like the decoder: malformed data it chokes on is an error for that file.
 
-use std::collections::hash_map::DefaultHasher;
 use std::fs::{File, OpenOptions};
-use std::hash::{Hash, Hasher};
+use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
 use lofty::TextEncoding;
@@ -28,6 +35,8 @@ use lofty::ogg::VorbisFile;
 use lofty::ogg::tag::VorbisComments;
 use lofty::tag::{Accessor, ItemKey, ItemValue};
 
+use super::replace::{Scratch, Target, resolve};
+use crate::audio::source::{Repaired, inspect, open_regular};
 use crate::error::TagError;
 
 /// What a library view needs from a file's tags.
@@ -71,18 +80,62 @@ pub fn split_genres(value: &str) -> Vec<String> {
         .collect()
 }
 
-/// Parse a file with lofty, recognising the format by content (not only the extension).
-fn read_tagged(path: &Path) -> Result<lofty::file::TaggedFile, TagError> {
-    lofty::probe::Probe::open(path)
-        .map_err(|e| format_err(path, e))?
-        .guess_file_type()
-        .map_err(io_err(path))?
-        .read()
-        .map_err(|e| format_err(path, e))
+/// Run the tag library on `path`, turning a panic on malformed data into an error for
+/// this file (as [`crate::audio::open`] does for the decoder).
+fn guarded<T>(path: &Path, f: impl FnOnce() -> Result<T, TagError>) -> Result<T, TagError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|_| {
+        Err(format_err(
+            path,
+            "the tag reader crashed on malformed data in this file",
+        ))
+    })
 }
 
-/// Read title, artist, album, genres and duration.
+/// Why genretag does not write `.au` files.
+const AU_REASON: &str =
+    "genretag cannot write tags into .au files: the format has no standard tag block";
+
+/// Is this a Sun/NeXT `.au` file (by its magic, whatever the name)?
+fn is_au(path: &Path) -> Result<bool, TagError> {
+    let mut f = open_regular(path).map_err(io_err(path))?;
+    crate::audio::au::sniff(&mut f).map_err(io_err(path))
+}
+
+/// Parse a file with lofty, recognising the format by content (not only the extension),
+/// through the repaired view of a truncated container.
+fn read_tagged(path: &Path) -> Result<lofty::file::TaggedFile, TagError> {
+    let mut file = open_regular(path).map_err(io_err(path))?;
+    let layout = inspect(&mut file).map_err(io_err(path))?;
+    let reader = BufReader::new(Repaired::new(file, &layout));
+    guarded(path, || {
+        let mut probe = lofty::probe::Probe::new(reader);
+        if let Some(ft) = FileType::from_path(path) {
+            probe = probe.set_file_type(ft);
+        }
+        probe
+            .guess_file_type()
+            .map_err(io_err(path))?
+            .read()
+            .map_err(|e| match &layout.truncation {
+                Some(t) => format_err(path, format!("{t}; the tags could not be read ({e})")),
+                None => format_err(path, e),
+            })
+    })
+}
+
+/// Read title, artist, album, genres and duration. A `.au` file (no tag block) has
+/// only a duration.
 pub fn read_tags(path: &Path) -> Result<TrackTags, TagError> {
+    if is_au(path)? {
+        let file = open_regular(path).map_err(io_err(path))?;
+        let stream =
+            crate::audio::au::AuStream::new(file, path).map_err(|e| format_err(path, e))?;
+        let info = crate::audio::AudioStream::info(&stream);
+        return Ok(TrackTags {
+            duration_s: info.total_frames.unwrap_or(0) as f64 / info.sample_rate_hz.max(1) as f64,
+            ..TrackTags::default()
+        });
+    }
     let tagged = read_tagged(path)?;
     let duration_s = tagged.properties().duration().as_secs_f64();
     // The primary tag first, then the others (a WAV may hold its title in RIFF INFO and
@@ -176,22 +229,16 @@ fn snapshot_without_genre(path: &Path) -> Result<Vec<String>, TagError> {
             }
             let value = match item.value() {
                 ItemValue::Text(t) | ItemValue::Locator(t) => t.clone(),
-                ItemValue::Binary(b) => {
-                    let mut h = DefaultHasher::new();
-                    b.hash(&mut h);
-                    format!("binary:{}:{:x}", b.len(), h.finish())
-                }
+                ItemValue::Binary(b) => format!("binary:{}:{}", b.len(), bytes_hash(b)),
             };
             items.push(format!("{:?}/{:?}={value}", tag.tag_type(), item.key()));
         }
         for p in tag.pictures() {
-            let mut h = DefaultHasher::new();
-            p.data().hash(&mut h);
             items.push(format!(
-                "{:?}/picture:{:?}:{:x}",
+                "{:?}/picture:{:?}:{}",
                 tag.tag_type(),
                 p.pic_type(),
-                h.finish()
+                bytes_hash(p.data())
             ));
         }
     }
@@ -199,17 +246,19 @@ fn snapshot_without_genre(path: &Path) -> Result<Vec<String>, TagError> {
     Ok(items)
 }
 
-/// Checksum of the decoded audio: sample count and a hash of the samples' bits.
+/// Checksum of the decoded audio: sample count and a stable hash (XXH3) of the
+/// samples' bits.
 pub fn audio_checksum(path: &Path) -> Result<(u64, u64), TagError> {
     let mut stream = crate::audio::open(path).map_err(|e| format_err(path, e))?;
-    let (mut n, mut h) = (0u64, DefaultHasher::new());
+    let (mut n, mut h) = (0u64, xxhash_rust::xxh3::Xxh3::new());
+    let mut bytes = Vec::new();
     while let Some(chunk) = stream.next_chunk().map_err(|e| format_err(path, e))? {
         n += chunk.len() as u64;
-        for s in chunk {
-            s.to_bits().hash(&mut h);
-        }
+        bytes.clear();
+        bytes.extend(chunk.iter().flat_map(|s| s.to_bits().to_le_bytes()));
+        h.update(&bytes);
     }
-    Ok((n, h.finish()))
+    Ok((n, h.digest()))
 }
 
 /// Set the genres of a file whose primary tag is its ID3v2 tag or chunk (created if
@@ -224,10 +273,28 @@ macro_rules! primary_id3v2 {
     }};
 }
 
-/// Set the genres in the file at `path` (a scratch copy), by the format's convention.
-fn set_genres_in(path: &Path, genres: &[String], opts: &TagWriteOptions) -> Result<(), TagError> {
-    let file_type = lofty::probe::Probe::open(path)
-        .map_err(|e| format_err(path, e))?
+/// Set the genres in the scratch copy at `scratch`, by the format's convention. Errors
+/// name `path`, the file the user knows.
+fn set_genres_in(
+    scratch: &Path,
+    path: &Path,
+    genres: &[String],
+    opts: &TagWriteOptions,
+) -> Result<(), TagError> {
+    guarded(path, || set_genres_unguarded(scratch, path, genres, opts))
+}
+
+fn set_genres_unguarded(
+    scratch: &Path,
+    path: &Path,
+    genres: &[String],
+    opts: &TagWriteOptions,
+) -> Result<(), TagError> {
+    let mut probe = lofty::probe::Probe::open(scratch).map_err(|e| format_err(path, e))?;
+    if let Some(ft) = FileType::from_path(path) {
+        probe = probe.set_file_type(ft);
+    }
+    let file_type = probe
         .guess_file_type()
         .map_err(io_err(path))?
         .file_type()
@@ -238,7 +305,7 @@ fn set_genres_in(path: &Path, genres: &[String], opts: &TagWriteOptions) -> Resu
     let mut f = OpenOptions::new()
         .read(true)
         .write(true)
-        .open(path)
+        .open(scratch)
         .map_err(io_err(path))?;
     let parse = ParseOptions::new();
     let write = WriteOptions::default();
@@ -292,7 +359,8 @@ fn set_genres_in(path: &Path, genres: &[String], opts: &TagWriteOptions) -> Resu
             let mut file = Mp4File::read_from(&mut f, parse).map_err(|e| format_err(path, e))?;
             let mut ilst = file.ilst().cloned().unwrap_or_else(Ilst::new);
             ilst.remove_genre();
-            let _ = ilst.remove(&AtomIdent::Fourcc(*b"gnre"));
+            // The removed atoms themselves are not needed (only their absence).
+            ilst.remove(&AtomIdent::Fourcc(*b"gnre")).for_each(drop);
             let data: Vec<AtomData> = genres.iter().map(|g| AtomData::UTF8(g.clone())).collect();
             if let Some(atom) = Atom::from_collection(AtomIdent::Fourcc(*b"\xa9gen"), data) {
                 ilst.replace_atom(atom);
@@ -353,7 +421,7 @@ fn set_accessor_genre(tag: &mut impl Accessor, genres: &[String]) {
 }
 
 fn set_vorbis_genres(tag: &mut VorbisComments, genres: &[String], opts: &TagWriteOptions) {
-    let _ = tag.remove("GENRE").count();
+    tag.remove("GENRE").for_each(drop);
     for g in genres {
         tag.push("GENRE".to_string(), g.clone());
     }
@@ -378,65 +446,72 @@ fn save<A: AudioFile>(
     f.sync_all().map_err(io_err(path))
 }
 
+/// Can genretag write tags into `path`? Resolves a symbolic link to its target and
+/// returns it, or the reason it cannot: not a regular file, several hard links,
+/// read-only, `.au`, or damaged (cut short).
+pub fn check_writable(path: &Path) -> Result<Target, TagError> {
+    let target = resolve(path)?;
+    if is_au(&target.path)? {
+        return Err(TagError::Unsupported {
+            path: path.to_path_buf(),
+            reason: AU_REASON.into(),
+        });
+    }
+    let mut f = open_regular(&target.path).map_err(io_err(path))?;
+    if let Some(t) = inspect(&mut f).map_err(io_err(path))?.truncation {
+        return Err(TagError::Damaged {
+            path: path.to_path_buf(),
+            reason: format!(
+                "{t}; genretag does not write tags into a damaged file, repair or replace it \
+                 first"
+            ),
+        });
+    }
+    Ok(target)
+}
+
 /// Replace the genres of `path` with `genres`, verified and atomic (see module docs).
+/// A symbolic link is written through to its target.
 pub fn write_genres(
     path: &Path,
     genres: &[String],
     opts: &TagWriteOptions,
 ) -> Result<GenreChange, TagError> {
-    let meta = std::fs::metadata(path).map_err(io_err(path))?;
-    if meta.permissions().readonly() {
-        return Err(TagError::ReadOnly {
-            path: path.to_path_buf(),
-        });
-    }
-    let old = read_tags(path)?.genres;
-    let before_tags = snapshot_without_genre(path)?;
-    let before_audio = audio_checksum(path)?;
+    let target = check_writable(path)?;
+    let real = &target.path;
+    let old = read_tags(real)?.genres;
+    let before_tags = snapshot_without_genre(real)?;
+    let before_audio = audio_checksum(real)?;
 
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_default();
-    // Same folder (so the rename is atomic), hidden, and keeping the extension.
-    let tmp = dir.join(format!(".genretag-{}-{name}", std::process::id()));
-    let result = (|| {
-        std::fs::copy(path, &tmp).map_err(io_err(path))?;
-        set_genres_in(&tmp, genres, opts)?;
-        let verify = |reason: String| TagError::Verify {
-            path: path.to_path_buf(),
-            reason,
-        };
-        let after = read_tags(&tmp)?.genres;
-        if after != genres {
-            return Err(verify(format!(
-                "genres read back as {after:?}, wanted {genres:?}"
-            )));
-        }
-        if snapshot_without_genre(&tmp)? != before_tags {
-            return Err(verify("other tags changed".into()));
-        }
-        if audio_checksum(&tmp)? != before_audio {
-            return Err(verify("decoded audio changed".into()));
-        }
-        std::fs::rename(&tmp, path).map_err(io_err(path))?;
-        if let Ok(d) = File::open(dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+    let scratch = Scratch::create(&target)?;
+    set_genres_in(scratch.path(), path, genres, opts)?;
+    let verify = |reason: String| TagError::Verify {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let after = read_tags(scratch.path())?.genres;
+    if after != genres {
+        return Err(verify(format!(
+            "genres read back as {after:?}, wanted {genres:?}"
+        )));
     }
-    result.map(|()| GenreChange {
+    if snapshot_without_genre(scratch.path())? != before_tags {
+        return Err(verify("other tags changed".into()));
+    }
+    if audio_checksum(scratch.path())? != before_audio {
+        return Err(verify("decoded audio changed".into()));
+    }
+    scratch.commit(&target)?;
+    Ok(GenreChange {
         path: path.to_path_buf(),
         old,
         new: genres.to_vec(),
     })
+}
+
+/// XXH3-128 of bytes (stable), for comparing binary tag items and pictures.
+fn bytes_hash(b: &[u8]) -> String {
+    super::files::bytes_hash(b)
 }
 
 #[cfg(test)]

@@ -118,7 +118,7 @@ impl Dataset {
             if name.starts_with('.') || !e.path().is_dir() {
                 continue;
             }
-            let (files, _) = crate::cli::files::collect(&[e.path()]);
+            let (files, _) = crate::library::files::collect(&[e.path()]);
             pairs.extend(files.into_iter().map(|f| (f, name.clone())));
         }
         build(pairs, root)
@@ -361,7 +361,7 @@ pub fn from_library_tags(
             mapping.insert(from.trim().to_lowercase(), to.trim().to_string());
         }
     }
-    let (files, _) = crate::cli::files::collect(roots);
+    let (files, _) = crate::library::files::collect(roots);
     let mut pairs = Vec::new();
     for f in files {
         // Untagged or unreadable files simply are not labelled examples.
