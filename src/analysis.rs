@@ -133,7 +133,7 @@ fn rank<'a>(labels: &'a [String], probs: &[f32]) -> Vec<(&'a str, f32)> {
 }
 
 /// What the library database keeps of an analysis (JSON), per file and model.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct StoredAnalysis {
     /// Genre labels with calibrated probabilities, most likely first.
     pub genres: Vec<(String, f32)>,
@@ -157,6 +157,12 @@ pub struct StoredAnalysis {
     /// Novelty (to re-decide with another threshold).
     #[serde(default)]
     pub novelty: Option<f32>,
+    /// Complete 3 s patches in the track (0 in analyses stored by older versions).
+    #[serde(default)]
+    pub total_patches: usize,
+    /// Non-fatal decoding problems (skipped corrupt packets, padding).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// One segment of a [`StoredAnalysis`].
@@ -174,6 +180,8 @@ impl From<&TrackAnalysis> for StoredAnalysis {
             listened_s: a.listened_s,
             active_s: a.active_s,
             novelty: a.novelty,
+            total_patches: a.total_patches,
+            warnings: a.warnings(),
         }
     }
 }
@@ -241,6 +249,18 @@ impl Analyzer {
     /// The decision rule in force.
     pub fn rule(&self) -> &DecisionRule {
         &self.rule
+    }
+
+    /// The key analyses are cached under: the model's id, plus how much of each track
+    /// is heard when that is not the default (an analysis of 10 patches is not one of
+    /// every patch).
+    pub fn cache_key(&self) -> String {
+        let id = self.model.id();
+        match self.options.max_patches {
+            Some(DEFAULT_MAX_PATCHES) => id.to_string(),
+            Some(n) => format!("{id}/patches={n}"),
+            None => format!("{id}/patches=all"),
+        }
     }
 
     /// What to keep of each file for this model.
@@ -368,7 +388,7 @@ impl<'a> Cached<'a> {
     pub fn get(&self, path: &Path) -> Result<Option<StoredAnalysis>, Error> {
         let json = self
             .library
-            .cached_analysis(path, self.analyzer.model.id())?;
+            .cached_analysis(path, &self.analyzer.cache_key())?;
         Ok(json.and_then(|j| {
             // An entry this version cannot read is a cache miss, not an error.
             serde_json::from_str::<StoredAnalysis>(&j)
@@ -386,7 +406,7 @@ impl<'a> Cached<'a> {
         let json = serde_json::to_string(&stored)
             .map_err(|e| ModelError::Other(format!("cannot serialise an analysis: {e}")))?;
         self.library
-            .store_analysis(&analysis.path, self.analyzer.model.id(), &json)?;
+            .store_analysis(&analysis.path, &self.analyzer.cache_key(), &json)?;
         Ok(stored)
     }
 

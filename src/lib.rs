@@ -16,7 +16,6 @@ pub mod cli;
 pub mod dsp;
 pub mod error;
 pub mod eval;
-pub mod genre;
 #[cfg(feature = "gui")]
 pub mod gui;
 pub mod library;
@@ -27,7 +26,6 @@ pub mod shift;
 pub mod train;
 
 pub use error::{Error, Result};
-pub use genre::Genre;
 
 /// Keep freed memory in the process instead of handing every large block back to the
 /// kernel: the CPU backend allocates and frees tens of megabytes per layer, and with

@@ -124,11 +124,6 @@ fn issue3_issue14_kill_9_during_write_undo_and_two_writers_never_corrupts() {
             .iter()
             .map(|g| g.name.clone()),
     );
-    known.extend(
-        genretag::Genre::ALL
-            .iter()
-            .map(|g| g.display_name().to_string()),
-    );
     for round in 0..rounds {
         let kind = round % 3;
         let new_genre = format!("R{round}");

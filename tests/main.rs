@@ -1,5 +1,6 @@
 //! Integration tests: one binary. Modules by area.
 
+mod batch;
 mod cli_classify;
 mod cli_tag;
 mod common;

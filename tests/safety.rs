@@ -64,7 +64,6 @@ pub fn model_labels() -> Vec<String> {
         .iter()
         .map(|g| g.key.to_lowercase())
         .collect();
-    keys.extend(genretag::Genre::ALL.iter().map(|g| g.key().to_string()));
     keys.sort();
     keys.dedup();
     keys

@@ -5,6 +5,7 @@
 mod bench;
 mod classify;
 mod convert;
+mod inputs;
 mod scan;
 mod tag;
 mod train;
@@ -75,6 +76,27 @@ pub enum Command {
     App(AppArgs),
     /// Combine trained models into an ensemble (sum, product, agree-else-most-confident).
     Ensemble(train::EnsembleArgs),
+}
+
+/// How a command prints JSON, if it does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum JsonMode {
+    /// Text for people.
+    Off,
+    /// One document at the end (`--json`).
+    Document,
+    /// One object per line as results come (`--jsonl`).
+    Lines,
+}
+
+impl JsonMode {
+    fn of(json: bool, jsonl: bool) -> Self {
+        match (json, jsonl) {
+            (true, _) => Self::Document,
+            (false, true) => Self::Lines,
+            (false, false) => Self::Off,
+        }
+    }
 }
 
 /// Parse arguments and run. Returns the process exit code.

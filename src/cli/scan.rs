@@ -38,7 +38,13 @@ pub struct BenchScanArgs {
 /// Run `scan`. With `--json`, a fatal error still prints one JSON document.
 pub fn run(args: ScanArgs) -> anyhow::Result<u8> {
     let json = args.json;
-    super::tag::report_fatal(run_scan(args), json, "genretag.scan/1", &[], None)
+    super::tag::report_fatal(
+        run_scan(args),
+        super::JsonMode::of(json, false),
+        "genretag.scan/1",
+        &[],
+        None,
+    )
 }
 
 fn run_scan(args: ScanArgs) -> anyhow::Result<u8> {

@@ -3,6 +3,7 @@
 //! Every write goes through the library database's journal, so `undo` can revert a
 //! batch exactly and refuses files changed since.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -12,7 +13,8 @@ use clap::Args;
 use clap::builder::TypedValueParser as _;
 use serde::Serialize;
 
-use super::{EXIT_FATAL, EXIT_OK, EXIT_PARTIAL};
+use super::inputs::Inputs;
+use super::{EXIT_FATAL, EXIT_OK, EXIT_PARTIAL, JsonMode};
 use crate::analysis::{AnalyseOptions, Analyzer, Cached, StoredAnalysis, Verdict, load_model};
 use crate::error::TagError;
 use crate::library::lock::remove_stale_scratch;
@@ -26,9 +28,14 @@ use crate::library::{
 /// Arguments of `tag`.
 #[derive(Debug, Args)]
 pub struct TagArgs {
-    /// Audio files or folders.
-    #[arg(required = true)]
-    pub paths: Vec<PathBuf>,
+    /// Which files (paths, `--files-from`, `--shard`).
+    #[command(flatten)]
+    pub inputs: Inputs,
+    /// Tag from a finished `classify --jsonl` run instead of analysing (e.g. the
+    /// concatenated outputs of a sharded run): the same preview, journal and undo. The
+    /// decisions recorded there are used as they are ("unsure" tracks are left alone).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["paths", "files_from", "model"])]
+    pub from_jsonl: Option<PathBuf>,
     /// Write the tags. Without it, only preview what would change.
     #[arg(long)]
     pub write: bool,
@@ -67,8 +74,12 @@ pub struct TagArgs {
     #[arg(long)]
     pub model: Option<PathBuf>,
     /// Print one JSON document instead of text.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "jsonl")]
     pub json: bool,
+    /// Print one JSON object per file as it is done (flushed), and a summary last
+    /// (schema `genretag.tag/2`).
+    #[arg(long)]
+    pub jsonl: bool,
 }
 
 /// Arguments of `undo`.
@@ -204,7 +215,7 @@ fn write_one(
 /// goes on to `main`, which prints it and exits 2.
 pub(super) fn report_fatal(
     result: anyhow::Result<u8>,
-    json: bool,
+    json: JsonMode,
     schema: &str,
     written: &[PathBuf],
     in_flight: Option<&std::path::Path>,
@@ -212,14 +223,19 @@ pub(super) fn report_fatal(
     let Err(e) = result else {
         return result;
     };
-    if json {
-        let doc = serde_json::json!({
+    let doc = || {
+        serde_json::json!({
             "schema": schema,
+            "type": "error",
             "error": format!("{e:#}"),
             "written": written.iter().map(|p| JsonPath(p)).collect::<Vec<_>>(),
             "maybe_written": in_flight.map(JsonPath),
-        });
-        println!("{doc:#}");
+        })
+    };
+    if json == JsonMode::Document {
+        println!("{:#}", doc());
+    } else if json == JsonMode::Lines {
+        println!("{}", doc());
     } else if !written.is_empty() || in_flight.is_some() {
         eprintln!(
             "{} file(s) were written before the error; `genretag undo` reverts them once the \
@@ -241,7 +257,7 @@ pub(super) fn report_fatal(
 
 /// Run `tag`.
 pub fn run(args: TagArgs, device: &Device) -> anyhow::Result<u8> {
-    let json = args.json;
+    let json = JsonMode::of(args.json, args.jsonl);
     let mut log = WriteLog::default();
     let result = run_tag(args, device, &mut log);
     report_fatal(
@@ -253,31 +269,217 @@ pub fn run(args: TagArgs, device: &Device) -> anyhow::Result<u8> {
     )
 }
 
+/// A file's analysis for tagging: fresh, cached, or read from `classify --jsonl`.
+type Judged = Result<StoredAnalysis, String>;
+
+/// One track line of `classify --jsonl`, as far as tagging needs it.
+#[derive(Debug, serde::Deserialize)]
+struct ClassifiedLine {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    path: String,
+    #[serde(default)]
+    path_bytes: Option<String>,
+    #[serde(default)]
+    ok: bool,
+    #[serde(default)]
+    error: Option<String>,
+    #[serde(default)]
+    decision: Option<Verdict>,
+    #[serde(default)]
+    genres: Vec<ClassifiedGenre>,
+    /// The model id on track lines (an object on the summary line).
+    #[serde(default)]
+    model: serde_json::Value,
+    #[serde(default)]
+    duration_s: Option<f64>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct ClassifiedGenre {
+    label: String,
+    name: String,
+    probability: f32,
+}
+
+/// Read `classify --jsonl` output: `(path, judged, model id)` for each track line in
+/// `visit`; summary lines are skipped; a line that is not valid JSON (e.g. the last line
+/// of a killed run) is an error naming the line.
+fn read_classified(
+    file: &std::path::Path,
+    mut visit: impl FnMut(PathBuf, Judged, &str, &[ClassifiedGenre]) -> anyhow::Result<bool>,
+) -> anyhow::Result<()> {
+    use std::io::BufRead;
+    let f = std::fs::File::open(file)
+        .with_context(|| format!("cannot read the classification {}", file.display()))?;
+    for (n, line) in std::io::BufReader::new(f).lines().enumerate() {
+        let line =
+            line.with_context(|| format!("cannot read the classification {}", file.display()))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let l: ClassifiedLine = serde_json::from_str(&line).with_context(|| {
+            format!(
+                "{}:{}: not a `genretag classify --jsonl` line",
+                file.display(),
+                n + 1
+            )
+        })?;
+        if l.kind != "track" {
+            continue;
+        }
+        let Some(path) = crate::library::paths::from_json(&l.path, l.path_bytes.as_deref()) else {
+            anyhow::bail!("{}:{}: path_bytes is not hex", file.display(), n + 1);
+        };
+        let judged = if l.ok {
+            Ok(StoredAnalysis {
+                genres: l
+                    .genres
+                    .iter()
+                    .map(|g| (g.label.clone(), g.probability))
+                    .collect(),
+                verdict: l.decision.clone().unwrap_or_default(),
+                duration_s: l.duration_s.unwrap_or(0.0),
+                ..StoredAnalysis::default()
+            })
+        } else {
+            Err(l.error.clone().unwrap_or_else(|| "failed".into()))
+        };
+        if !visit(path, judged, l.model.as_str().unwrap_or(""), &l.genres)? {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// What `tag` prints as it goes: text, JSON lines, or (kept for) one document.
+struct TagOutput {
+    mode: JsonMode,
+    write: bool,
+    kept: Vec<FileReport>,
+    counts: BTreeMap<&'static str, usize>,
+    out: std::io::StdoutLock<'static>,
+}
+
+impl TagOutput {
+    fn emit(&mut self, r: FileReport) -> std::io::Result<()> {
+        *self.counts.entry(r.status).or_default() += 1;
+        match self.mode {
+            JsonMode::Document => self.kept.push(r),
+            JsonMode::Lines => {
+                let mut v = serde_json::to_value(&r).map_err(std::io::Error::other)?;
+                v["schema"] = "genretag.tag/2".into();
+                v["type"] = "file".into();
+                v["write"] = self.write.into();
+                super::classify::write_line(&mut self.out, &v)?;
+            }
+            JsonMode::Off => print_report(&r, &mut self.out)?,
+        }
+        Ok(())
+    }
+
+    fn count(&self, s: &str) -> usize {
+        self.counts.get(s).copied().unwrap_or(0)
+    }
+}
+
+fn print_report(r: &FileReport, out: &mut impl Write) -> std::io::Result<()> {
+    let show = |v: &[String]| {
+        if v.is_empty() {
+            "(none)".to_string()
+        } else {
+            v.join("; ")
+        }
+    };
+    let shown = escaped(&r.path);
+    match (&r.proposal, &r.error) {
+        (_, Some(e)) => writeln!(out, "{shown}\n  {}: {e}", r.status),
+        (Some(p), None) if r.status == "unsure" => writeln!(
+            out,
+            "{shown}\n  unsure: keeps {}  ({})",
+            show(&p.existing),
+            p.reason
+        ),
+        (Some(p), None) => writeln!(
+            out,
+            "{shown}\n  {}: {} -> {}  ({})",
+            r.status,
+            show(&p.existing),
+            show(&p.proposed),
+            p.reason
+        ),
+        (None, None) => writeln!(out, "{shown}\n  {}", r.status),
+    }
+}
+
 fn run_tag(args: TagArgs, device: &Device, log: &mut WriteLog) -> anyhow::Result<u8> {
     if let Some(p) = args.min_prob
         && !(0.0..=1.0).contains(&p)
     {
         anyhow::bail!("--min-prob must be between 0 and 1 (got {p})");
     }
-    let model =
-        load_model(args.model.as_deref(), device).context("while loading the genre model")?;
-    let mut analyzer = Analyzer::new(model.clone(), AnalyseOptions::default());
-    if let Some(p) = args.min_prob {
-        analyzer = analyzer.with_threshold(p);
+    // The files, and (from a classification) the written names it used.
+    let mut jsonl_names: BTreeMap<String, String> = BTreeMap::new();
+    let (found, walk_errors, model) = match &args.from_jsonl {
+        Some(file) => {
+            let mut found = Vec::new();
+            read_classified(file, |path, _, _, genres| {
+                for g in genres {
+                    jsonl_names
+                        .entry(g.label.to_lowercase())
+                        .or_insert_with(|| g.name.clone());
+                }
+                if args.inputs.selects(&path) {
+                    found.push(path);
+                }
+                Ok(true)
+            })?;
+            (found, Vec::new(), None)
+        }
+        None => {
+            let model = load_model(args.model.as_deref(), device)
+                .context("while loading the genre model")?;
+            let (found, errors) = args.inputs.collect()?;
+            (found, errors, Some(model))
+        }
+    };
+    if found.is_empty() && walk_errors.is_empty() {
+        eprintln!("error: no audio files found in the given paths");
+        return Ok(EXIT_FATAL);
+    }
+    let analyzer = model.as_ref().map(|m| {
+        let a = Analyzer::new(m.clone(), AnalyseOptions::default());
+        match args.min_prob {
+            Some(p) => a.with_threshold(p),
+            None => a,
+        }
+    });
+    let threshold = match (&analyzer, args.min_prob) {
+        (Some(a), _) => a.rule().threshold,
+        // From a classification: its decisions stand; further genres (--top-k) need
+        // this probability (default: none beyond the decision).
+        (None, p) => p.unwrap_or(1.0),
+    };
+    let taxonomy = model
+        .as_ref()
+        .map_or_else(crate::model::Taxonomy::shipped, |m| m.taxonomy().clone());
+    let mut names: BTreeMap<String, String> = taxonomy
+        .genres
+        .iter()
+        .map(|g| (g.key.to_lowercase(), g.name.clone()))
+        .collect();
+    for (k, v) in jsonl_names {
+        names.entry(k).or_insert(v);
     }
     let mut policy = TagPolicy {
         top_k: args.top_k,
-        min_prob: analyzer.rule().threshold,
+        min_prob: threshold,
         mode: args.policy,
         whitelist: args.only.clone(),
         protected: args.protect.clone(),
         // Written names come from the model's taxonomy; `--map` renames further.
-        names: model
-            .taxonomy()
-            .genres
-            .iter()
-            .map(|g| (g.key.to_lowercase(), g.name.clone()))
-            .collect(),
+        names,
     };
     if let Some(map) = &args.map {
         policy
@@ -292,12 +494,6 @@ fn run_tag(args: TagArgs, device: &Device, log: &mut WriteLog) -> anyhow::Result
     } else {
         None
     };
-    let model_id = model.id().to_string();
-    let (found, walk_errors) = crate::library::files::collect(&args.paths);
-    if found.is_empty() && walk_errors.is_empty() {
-        eprintln!("error: no audio files found in the given paths");
-        return Ok(EXIT_FATAL);
-    }
     if args.write {
         let mut dirs: Vec<PathBuf> = found
             .iter()
@@ -322,51 +518,42 @@ fn run_tag(args: TagArgs, device: &Device, log: &mut WriteLog) -> anyhow::Result
             eprintln!("removed {stale} scratch cop(ies) left by an interrupted run");
         }
     }
-    let write_opts = |confidence: f32| TagWriteOptions {
-        force_id3v23: args.id3v23,
-        provenance: args.record_confidence.then(|| Provenance {
-            confidence,
-            model: model_id.clone(),
-        }),
-    };
     let batch = if args.write {
-        Some(lib.begin_batch(&format!(
-                "tag {}",
-                args.paths
-                    .iter()
-                    .map(|p| escaped(p))
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            ))?)
+        let what = match &args.from_jsonl {
+            Some(f) => format!("--from-jsonl {}", escaped(f)),
+            None => args.inputs.describe(),
+        };
+        Some(lib.begin_batch(&format!("tag {what}"))?)
     } else {
         None
     };
 
-    let progress = indicatif::ProgressBar::new(found.len() as u64);
-    if found.len() < 2 || args.json {
+    let progress = indicatif::ProgressBar::with_draw_target(
+        Some(found.len() as u64),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
+    if found.len() < 2 || args.json || args.jsonl {
         progress.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
-    let mut reports: Vec<FileReport> = walk_errors
-        .into_iter()
-        .map(|(p, e)| FileReport {
+    let mut output = TagOutput {
+        mode: JsonMode::of(args.json, args.jsonl),
+        write: args.write,
+        kept: Vec::new(),
+        counts: BTreeMap::new(),
+        out: std::io::stdout().lock(),
+    };
+    for (p, e) in walk_errors {
+        output.emit(FileReport {
             error: Some(format!("cannot read ({e}): {}", escaped(&p))),
             path: p,
             status: "failed",
             proposal: None,
-        })
-        .collect();
-    // Files whose analysis is cached for this model are not decoded again.
-    let mut analysed: Vec<(PathBuf, Result<StoredAnalysis, String>)> = Vec::new();
-    Cached::new(&analyzer, &lib).get_or_analyse(found.clone(), |path, r, cached| {
-        if !cached {
-            progress.inc(1);
-        }
-        analysed.push((path, r.map_err(|e| e.to_string())));
-        true
-    });
-    analysed.sort_by(|a, b| a.0.cmp(&b.0));
+        })?;
+    }
 
-    for (path, analysis) in analysed {
+    // Each file is proposed for, written (with --write) and reported as its analysis
+    // arrives: memory stays flat with the number of files.
+    let mut one = |path: PathBuf, analysis: Judged, model_id: &str| -> anyhow::Result<()> {
         let report = match analysis {
             Err(e) => FileReport {
                 path,
@@ -384,7 +571,18 @@ fn run_tag(args: TagArgs, device: &Device, log: &mut WriteLog) -> anyhow::Result
                 Ok(tags) => {
                     let refs: Vec<(&str, f32)> =
                         a.genres.iter().map(|(l, p)| (l.as_str(), *p)).collect();
-                    let mut proposal = policy.propose(&tags.genres, &refs);
+                    let mut proposal = match &a.verdict {
+                        // From a classification, its decision is the first genre
+                        // whatever --min-prob; more (--top-k) need the threshold.
+                        Verdict::Genre { label, probability } if analyzer.is_none() => {
+                            let mut p = policy.clone();
+                            p.min_prob = probability.min(threshold);
+                            let mut ranked = refs.clone();
+                            ranked.retain(|(l, q)| l == label || *q >= threshold);
+                            p.propose(&tags.genres, &ranked)
+                        }
+                        _ => policy.propose(&tags.genres, &refs),
+                    };
                     if let Verdict::Unsure { reason } = &a.verdict {
                         // "Unsure" is an answer: nothing is written for this track.
                         proposal.proposed = proposal.existing.clone();
@@ -398,7 +596,13 @@ fn run_tag(args: TagArgs, device: &Device, log: &mut WriteLog) -> anyhow::Result
                         (false, false, _) => ("unchanged", None),
                         (false, true, batch) => {
                             let confidence = a.genres.first().map_or(0.0, |r| r.1);
-                            let opts = write_opts(confidence);
+                            let opts = TagWriteOptions {
+                                force_id3v23: args.id3v23,
+                                provenance: args.record_confidence.then(|| Provenance {
+                                    confidence,
+                                    model: model_id.to_string(),
+                                }),
+                            };
                             write_one(&lib, batch, &path, &proposal, &opts, log)?
                         }
                     };
@@ -411,73 +615,99 @@ fn run_tag(args: TagArgs, device: &Device, log: &mut WriteLog) -> anyhow::Result
                 }
             },
         };
-        reports.push(report);
+        progress.suspend(|| output.emit(report))?;
+        progress.inc(1);
+        Ok(())
+    };
+    let mut fatal = None;
+    match (&analyzer, &args.from_jsonl) {
+        (None, Some(file)) => {
+            read_classified(file, |path, judged, model_id, _| {
+                if args.inputs.selects(&path) {
+                    one(path, judged, model_id)?;
+                }
+                Ok(true)
+            })?;
+        }
+        (Some(analyzer), _) => {
+            let model_id = analyzer.model().id().to_string();
+            // Files whose analysis is cached for this model are not decoded again.
+            Cached::new(analyzer, &lib).get_or_analyse(found, |path, r, _cached| {
+                match one(path, r.map_err(|e| e.to_string()), &model_id) {
+                    Ok(()) => true,
+                    Err(e) => {
+                        fatal = Some(e);
+                        false
+                    }
+                }
+            });
+        }
+        (None, None) => unreachable!("a model is loaded unless --from-jsonl"),
     }
     progress.finish_and_clear();
+    if let Some(e) = fatal {
+        return Err(e);
+    }
 
-    let count = |s: &str| reports.iter().filter(|r| r.status == s).count();
-    let failed = count("failed");
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    if args.json {
-        serde_json::to_writer_pretty(
-            &mut out,
-            &serde_json::json!({
-                "schema": "genretag.tag/2",
-                "write": args.write,
-                "batch": batch,
-                "model": {"id": model.id(), "name": model.name(), "threshold": analyzer.rule().threshold},
-                "files": reports,
-                "summary": {
-                    "tagged": count("tagged"), "would_tag": count("would-tag"),
-                    "unchanged": count("unchanged"), "skipped": count("skipped"),
-                    "unsure": count("unsure"), "failed": failed,
-                },
-            }),
-        )?;
-        writeln!(out)?;
-    } else {
-        for r in &reports {
-            let show = |v: &[String]| {
-                if v.is_empty() {
-                    "(none)".to_string()
-                } else {
-                    v.join("; ")
-                }
-            };
-            let shown = escaped(&r.path);
-            match (&r.proposal, &r.error) {
-                (_, Some(e)) => writeln!(out, "{shown}\n  {}: {e}", r.status)?,
-                (Some(p), None) if r.status == "unsure" => writeln!(
-                    out,
-                    "{shown}\n  unsure: keeps {}  ({})",
-                    show(&p.existing),
-                    p.reason
-                )?,
-                (Some(p), None) => writeln!(
-                    out,
-                    "{shown}\n  {}: {} -> {}  ({})",
-                    r.status,
-                    show(&p.existing),
-                    show(&p.proposed),
-                    p.reason
-                )?,
-                (None, None) => writeln!(out, "{shown}\n  {}", r.status)?,
-            }
+    let failed = output.count("failed");
+    let summary = serde_json::json!({
+        "tagged": output.count("tagged"), "would_tag": output.count("would-tag"),
+        "unchanged": output.count("unchanged"), "skipped": output.count("skipped"),
+        "unsure": output.count("unsure"), "failed": failed,
+    });
+    let model_json = match &analyzer {
+        Some(a) => serde_json::json!({
+            "id": a.model().id(), "name": a.model().name(), "threshold": threshold,
+        }),
+        None => serde_json::json!({ "from_jsonl": args.from_jsonl.as_deref().map(JsonPath) }),
+    };
+    let mut out = std::mem::replace(&mut output.out, std::io::stdout().lock());
+    match output.mode {
+        JsonMode::Document => {
+            let mut files = std::mem::take(&mut output.kept);
+            files.sort_by(|a, b| a.path.cmp(&b.path));
+            serde_json::to_writer_pretty(
+                &mut out,
+                &serde_json::json!({
+                    "schema": "genretag.tag/2",
+                    "write": args.write,
+                    "batch": batch,
+                    "model": model_json,
+                    "files": files,
+                    "summary": summary,
+                }),
+            )?;
+            writeln!(out)?;
         }
-        let verb = if args.write { "tagged" } else { "would tag" };
-        writeln!(
-            out,
-            "{} {verb}, {} unchanged, {} unsure (left as they are), {} skipped, {failed} failed{}",
-            count("tagged") + count("would-tag"),
-            count("unchanged"),
-            count("unsure"),
-            count("skipped"),
-            match batch {
-                Some(b) => format!(" (batch {b}; `genretag undo` reverts it)"),
-                None => " (preview: nothing written; add --write)".into(),
-            }
-        )?;
+        JsonMode::Lines => {
+            super::classify::write_line(
+                &mut out,
+                &serde_json::json!({
+                    "schema": "genretag.tag/2",
+                    "type": "summary",
+                    "write": args.write,
+                    "batch": batch,
+                    "model": model_json,
+                    "summary": summary,
+                }),
+            )?;
+        }
+        JsonMode::Off => {
+            let verb = if args.write { "tagged" } else { "would tag" };
+            writeln!(
+                out,
+                "{} {verb}, {} unchanged, {} unsure (left as they are), {} skipped, {failed} \
+                 failed{}",
+                output.count("tagged") + output.count("would-tag"),
+                output.count("unchanged"),
+                output.count("unsure"),
+                output.count("skipped"),
+                match batch {
+                    Some(b) => format!(" (batch {b}; `genretag undo` reverts it)"),
+                    None => " (preview: nothing written; add --write)".into(),
+                }
+            )?;
+        }
     }
     Ok(if failed == 0 { EXIT_OK } else { EXIT_PARTIAL })
 }

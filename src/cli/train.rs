@@ -710,9 +710,20 @@ pub fn run_compare(a: CompareArgs) -> anyhow::Result<u8> {
         .iter()
         .map(|r| Report::load(r).map_err(anyhow::Error::msg))
         .collect::<anyhow::Result<_>>()?;
-    let mut csv = String::from(
-        "run,model,split,test_tracks,accuracy,balanced_accuracy,macro_f1,top2,window_accuracy,train_secs,parameters\n",
-    );
+    let mut csv = csv::Writer::from_writer(Vec::new());
+    csv.write_record([
+        "run",
+        "model",
+        "split",
+        "test_tracks",
+        "accuracy",
+        "balanced_accuracy",
+        "macro_f1",
+        "top2",
+        "window_accuracy",
+        "train_secs",
+        "parameters",
+    ])?;
     println!(
         "{:<4} {:<24} {:>6} {:>8} {:>8} {:>8} {:>6} {:>8} {:>9}",
         "#", "model", "tracks", "accuracy", "balanced", "macro F1", "top-2", "window", "train s"
@@ -738,20 +749,19 @@ pub fn run_compare(a: CompareArgs) -> anyhow::Result<u8> {
             window(r),
             r.train_secs
         );
-        csv += &format!(
-            "{},{},\"{}\",{},{:.4},{:.4},{:.4},{:.4},{:.4},{:.1},{}\n",
-            a.runs[i].display(),
-            r.model,
-            r.split,
-            r.track.n,
-            r.track.accuracy,
-            r.track.balanced_accuracy,
-            r.track.macro_f1,
-            r.track.top2,
-            r.segment.accuracy,
-            r.train_secs,
-            r.parameters
-        );
+        csv.write_record([
+            a.runs[i].display().to_string(),
+            r.model.clone(),
+            r.split.clone(),
+            r.track.n.to_string(),
+            format!("{:.4}", r.track.accuracy),
+            format!("{:.4}", r.track.balanced_accuracy),
+            format!("{:.4}", r.track.macro_f1),
+            format!("{:.4}", r.track.top2),
+            format!("{:.4}", r.segment.accuracy),
+            format!("{:.1}", r.train_secs),
+            r.parameters.to_string(),
+        ])?;
     }
     let splits: std::collections::BTreeSet<&str> =
         reports.iter().map(|r| r.split.as_str()).collect();
@@ -789,7 +799,8 @@ pub fn run_compare(a: CompareArgs) -> anyhow::Result<u8> {
         }
     }
     if let Some(p) = a.csv {
-        std::fs::write(&p, csv).with_context(|| format!("cannot write {}", p.display()))?;
+        let bytes = csv.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?;
+        std::fs::write(&p, bytes).with_context(|| format!("cannot write {}", p.display()))?;
     }
     if let Some(p) = a.markdown {
         let mut md = String::from(

@@ -83,6 +83,22 @@ impl Serialize for JsonPath<'_> {
     }
 }
 
+/// The path a JSON document names: the exact bytes of `path_bytes` (hex) when present,
+/// else `path` as it is. `None` if `path_bytes` is not valid hex.
+pub fn from_json(path: &str, path_bytes: Option<&str>) -> Option<PathBuf> {
+    let Some(hex) = path_bytes else {
+        return Some(PathBuf::from(path));
+    };
+    if hex.len() % 2 != 0 {
+        return None;
+    }
+    let bytes = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+        .collect::<Option<Vec<u8>>>()?;
+    Some(from_bytes(bytes))
+}
+
 /// `serialize_with` for a path field: the escaped text (see the module docs).
 pub fn serialize_escaped<S: Serializer>(path: &Path, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&escaped(path))
@@ -137,6 +153,12 @@ mod tests {
         let json = serde_json::to_value(JsonPath(&p)).expect("json");
         assert_eq!(json["path"], "/m/caf\\xe9 \\ ok.mp3");
         assert_eq!(json["path_bytes"], "2f6d2f636166e9205c206f6b2e6d7033");
+        assert_eq!(
+            from_json("ignored", Some("2f6d2f636166e9205c206f6b2e6d7033")),
+            Some(p.clone())
+        );
+        assert_eq!(from_json("/m/café.mp3", None).as_deref(), Some(utf8));
+        assert_eq!(from_json("x", Some("zz")), None);
         let json = serde_json::to_value(JsonPath(utf8)).expect("json");
         assert!(json.get("path_bytes").is_none(), "{json}");
     }

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::genre::Genre;
+use crate::model::Taxonomy;
 
 /// How proposed genres combine with what the file already has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Serialize)]
@@ -44,9 +44,10 @@ impl Default for TagPolicy {
             top_k: 1,
             min_prob: 0.5,
             mode: Mode::Replace,
-            names: Genre::ALL
+            names: Taxonomy::shipped()
+                .genres
                 .iter()
-                .map(|g| (g.key().to_string(), g.display_name().to_string()))
+                .map(|g| (g.key.clone(), g.name.clone()))
                 .collect(),
             whitelist: None,
             protected: Vec::new(),
@@ -195,20 +196,20 @@ mod tests {
     fn modes_and_thresholds() {
         let ranked = [("hiphop", 0.7), ("jazz", 0.2), ("blues", 0.1)];
         let mut p = TagPolicy::default();
-        assert_eq!(p.propose(&s(&["Rock"]), &ranked).proposed, s(&["Hip-Hop"]));
+        assert_eq!(p.propose(&s(&["Rock"]), &ranked).proposed, s(&["Hip Hop"]));
         p.mode = Mode::Merge;
         assert_eq!(
             p.propose(&s(&["Rock"]), &ranked).proposed,
-            s(&["Rock", "Hip-Hop"])
+            s(&["Rock", "Hip Hop"])
         );
         p.mode = Mode::Fill;
         assert!(!p.propose(&s(&["Rock"]), &ranked).changes);
-        assert_eq!(p.propose(&[], &ranked).proposed, s(&["Hip-Hop"]));
+        assert_eq!(p.propose(&[], &ranked).proposed, s(&["Hip Hop"]));
         p.mode = Mode::Replace;
         p.protected = s(&["rock"]);
         assert_eq!(
             p.propose(&s(&["Rock", "Pop"]), &ranked).proposed,
-            s(&["Rock", "Hip-Hop"])
+            s(&["Rock", "Hip Hop"])
         );
         p.min_prob = 0.8;
         let prop = p.propose(&s(&["Pop"]), &ranked);
@@ -219,7 +220,7 @@ mod tests {
         p.min_prob = 0.15;
         p.top_k = 3;
         p.protected.clear();
-        assert_eq!(p.propose(&[], &ranked).proposed, s(&["Hip-Hop", "Jazz"]));
+        assert_eq!(p.propose(&[], &ranked).proposed, s(&["Hip Hop", "Jazz"]));
         p.whitelist = Some(s(&["jazz"]));
         assert_eq!(p.propose(&[], &ranked).proposed, s(&["Jazz"]));
     }

@@ -1,8 +1,12 @@
 //! Where the shipped models live, and the one backbone every model shares.
 //!
 //! Looked for, in order: `$GENRETAG_MODELS`, a `models/` folder next to the executable
-//! (or up to four folders above it: `target/release/genretag` finds the source tree's),
-//! the source tree's `models/` (compiled in), and `./models`.
+//! (or up to three folders above it: `target/release/genretag` finds the source tree's),
+//! and then the copy compiled into the binary. That copy (the backbone and the default
+//! model, 3.3 MB) is written once to the user's cache folder
+//! (`$XDG_CACHE_HOME/genretag/models-<hash>/`) and loaded from there, so a binary
+//! installed alone (`cargo install --path .`, `scripts/install.sh`) works from any
+//! working directory.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -25,28 +29,98 @@ pub fn model_dirs() -> Vec<PathBuf> {
         dirs.push(PathBuf::from(d));
     }
     if let Ok(exe) = std::env::current_exe() {
-        for anc in exe.ancestors().skip(1).take(4) {
+        for anc in exe.ancestors().skip(1).take(3) {
             dirs.push(anc.join("models"));
         }
     }
-    dirs.push(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models"));
-    dirs.push(PathBuf::from("models"));
     dirs
 }
 
-/// Find a shipped model file or folder by name.
+/// The shipped models compiled into the binary: (path under `models/`, bytes).
+const EMBEDDED: [(&str, &[u8]); 3] = [
+    (
+        BACKBONE_FILE,
+        include_bytes!("../../models/musicnn_msd.bpk"),
+    ),
+    (
+        "default/model.json",
+        include_bytes!("../../models/default/model.json"),
+    ),
+    (
+        "default/net.bpk",
+        include_bytes!("../../models/default/net.bpk"),
+    ),
+];
+
+/// The folder holding the compiled-in models, written on first use (atomically: a
+/// complete folder or none) under the user's cache folder.
+pub fn embedded_dir() -> std::io::Result<PathBuf> {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    for (name, bytes) in EMBEDDED {
+        h.update(name.as_bytes());
+        h.update(bytes);
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("genretag");
+    let dir = base.join(format!("models-{:016x}", h.digest()));
+    if dir.is_dir() {
+        return Ok(dir);
+    }
+    std::fs::create_dir_all(&base)?;
+    let scratch = tempfile::Builder::new()
+        .prefix(".models-")
+        .tempdir_in(&base)?;
+    for (name, bytes) in EMBEDDED {
+        let p = scratch.path().join(name);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(&p, bytes)?;
+    }
+    let scratch = scratch.keep();
+    match std::fs::rename(&scratch, &dir) {
+        Ok(()) => Ok(dir),
+        // Another process got there first: its copy is the same.
+        Err(_) if dir.is_dir() => {
+            let _ = std::fs::remove_dir_all(&scratch);
+            Ok(dir)
+        }
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&scratch);
+            Err(e)
+        }
+    }
+}
+
+/// Find a shipped model file or folder by name: in [`model_dirs`], else the copy
+/// compiled into the binary.
 pub fn find_model(name: &str) -> Result<PathBuf, ModelError> {
-    model_dirs()
+    if let Some(p) = model_dirs()
         .into_iter()
         .map(|d| d.join(name))
         .find(|p| p.exists())
-        .ok_or_else(|| ModelError::Io {
-            path: PathBuf::from(name),
-            source: std::io::Error::new(
-                std::io::ErrorKind::NotFound,
-                "not found in GENRETAG_MODELS, next to the executable, or the source tree's models/",
-            ),
-        })
+    {
+        return Ok(p);
+    }
+    let embedded = EMBEDDED
+        .iter()
+        .any(|(n, _)| *n == name || n.starts_with(&format!("{name}/")));
+    let not_found = |why: String| ModelError::Io {
+        path: PathBuf::from(name),
+        source: std::io::Error::new(std::io::ErrorKind::NotFound, why),
+    };
+    if !embedded {
+        return Err(not_found(
+            "not found in GENRETAG_MODELS or a models/ folder next to the executable".into(),
+        ));
+    }
+    embedded_dir()
+        .map(|d| d.join(name))
+        .map_err(|e| not_found(format!("cannot unpack the built-in models: {e}")))
 }
 
 /// The backbone at `path` on `device`, at the process's default precision

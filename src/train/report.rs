@@ -175,58 +175,86 @@ impl Report {
     }
 }
 
+/// Rows as CSV text (the `csv` crate quotes labels with commas, quotes or newlines).
+fn csv_text(rows: impl IntoIterator<Item = Vec<String>>) -> String {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    for row in rows {
+        // Writing to memory cannot fail.
+        let _ = w.write_record(&row);
+    }
+    String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
+}
+
 /// Confusion matrix as CSV: header of predicted labels, one row per true label.
 pub fn confusion_csv(labels: &[String], m: &Metrics, how: Normalise) -> String {
-    let mut s = format!("true\\pred,{}\n", labels.join(","));
-    for (l, row) in labels.iter().zip(m.normalised(how)) {
-        let cells: Vec<String> = row
-            .iter()
-            .map(|v| {
+    let header = std::iter::once("true\\pred".to_string()).chain(labels.iter().cloned());
+    let rows = labels.iter().zip(m.normalised(how)).map(|(l, row)| {
+        std::iter::once(l.clone())
+            .chain(row.iter().map(|v| {
                 if how == Normalise::Counts {
                     format!("{v}")
                 } else {
                     format!("{v:.4}")
                 }
-            })
-            .collect();
-        s += &format!("{l},{}\n", cells.join(","));
-    }
-    s
+            }))
+            .collect()
+    });
+    csv_text(std::iter::once(header.collect()).chain(rows))
 }
 
 /// Per-class table as CSV.
 pub fn per_class_csv(m: &Metrics) -> String {
-    let mut s = String::from("label,precision,recall,f1,support\n");
-    for c in &m.per_class {
-        s += &format!(
-            "{},{:.4},{:.4},{:.4},{}\n",
-            c.label, c.precision, c.recall, c.f1, c.support
-        );
-    }
-    s += &format!(
-        "macro,{:.4},{:.4},{:.4},{}\n",
-        m.macro_precision, m.macro_recall, m.macro_f1, m.n
-    );
-    s
+    let header = ["label", "precision", "recall", "f1", "support"].map(String::from);
+    let row = |label: &str, p: f64, r: f64, f: f64, n: usize| {
+        vec![
+            label.to_string(),
+            format!("{p:.4}"),
+            format!("{r:.4}"),
+            format!("{f:.4}"),
+            n.to_string(),
+        ]
+    };
+    csv_text(
+        std::iter::once(header.to_vec())
+            .chain(
+                m.per_class
+                    .iter()
+                    .map(|c| row(&c.label, c.precision, c.recall, c.f1, c.support)),
+            )
+            .chain(std::iter::once(row(
+                "macro",
+                m.macro_precision,
+                m.macro_recall,
+                m.macro_f1,
+                m.n,
+            ))),
+    )
 }
 
 /// Per-epoch curves as CSV.
 pub fn history_csv(h: &[EpochStats]) -> String {
-    let mut s = String::from("epoch,train_loss,train_acc,val_loss,val_acc,lr,secs\n");
+    let header = [
+        "epoch",
+        "train_loss",
+        "train_acc",
+        "val_loss",
+        "val_acc",
+        "lr",
+        "secs",
+    ]
+    .map(String::from);
     let opt = |v: Option<f64>| v.map(|x| format!("{x:.5}")).unwrap_or_default();
-    for e in h {
-        s += &format!(
-            "{},{:.5},{:.5},{},{},{:.3e},{:.2}\n",
-            e.epoch,
-            e.train_loss,
-            e.train_acc,
+    csv_text(std::iter::once(header.to_vec()).chain(h.iter().map(|e| {
+        vec![
+            e.epoch.to_string(),
+            format!("{:.5}", e.train_loss),
+            format!("{:.5}", e.train_acc),
             opt(e.val_loss),
             opt(e.val_acc),
-            e.lr,
-            e.secs
-        );
-    }
-    s
+            format!("{:.3e}", e.lr),
+            format!("{:.2}", e.secs),
+        ]
+    })))
 }
 
 fn fonts() {
@@ -387,4 +415,37 @@ pub fn plot_confusion(
     ))?;
     root.present()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issue10_csv_quotes_user_labels() {
+        let labels = vec!["rock, indie".to_string(), "say \"hi\"".to_string()];
+        let m = Metrics::compute(
+            &labels,
+            &[vec![0.9, 0.1], vec![0.2, 0.8], vec![0.6, 0.4]],
+            &[0, 1, 1],
+        );
+        let text = confusion_csv(&labels, &m, Normalise::Counts);
+        let mut r = csv::Reader::from_reader(text.as_bytes());
+        let header: Vec<String> = r
+            .headers()
+            .expect("header")
+            .iter()
+            .map(str::to_string)
+            .collect();
+        assert_eq!(header, ["true\\pred", "rock, indie", "say \"hi\""]);
+        let rows: Vec<csv::StringRecord> = r.records().map(|x| x.expect("row")).collect();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(&rows[1][0], "say \"hi\"");
+        assert_eq!(&rows[1][1], "1");
+        let per_class = per_class_csv(&m);
+        let mut r = csv::Reader::from_reader(per_class.as_bytes());
+        let first = r.records().next().expect("a row").expect("valid");
+        assert_eq!(&first[0], "rock, indie");
+        assert_eq!(r.records().count(), 2, "the second class and the macro row");
+    }
 }
