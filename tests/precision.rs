@@ -158,7 +158,8 @@ type Probs = (Vec<(String, f32)>, Vec<(String, f32)>);
 
 fn cli_probs(precision: &str, files: &[std::path::PathBuf]) -> Vec<Probs> {
     let out = genretag()
-        .args(["--precision", precision, "classify", "--json"])
+        // No cache: each precision must really run (and the user's library stays untouched).
+        .args(["--precision", precision, "classify", "--json", "--no-cache"])
         .args(["--top-k", "1000", "--tags", "50"])
         .args(files)
         .output()
