@@ -11,6 +11,7 @@ mod fuzz;
 #[cfg(feature = "gui")]
 mod gui;
 mod musicnn_golden;
+mod precision;
 mod safety;
 mod scan;
 mod service;

@@ -8,7 +8,7 @@ use genretag::dsp::{MelFilterbank, PowerStft};
 use genretag::listen::{ListenOptions, listen};
 use genretag::ml::npy::{NpyArray, read_npz};
 use genretag::ml::shipped::{BACKBONE_FILE, DEFAULT_MODEL_DIR, find_model};
-use genretag::ml::{Backbone, Musicnn};
+use genretag::ml::{Backbone, Musicnn, Precision};
 use genretag::train::saved::SavedModel;
 
 use crate::common::shared;
@@ -90,8 +90,9 @@ fn run(backbone: &Backbone, patches: &[f32]) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
 fn network_matches_golden_per_patch() {
     let Some(g) = golden() else { return };
     let device = Device::flex();
-    let backbone =
-        Backbone::load(&find_model(BACKBONE_FILE).expect("shipped model"), &device).expect("loads");
+    let backbone = Backbone::load(&find_model(BACKBONE_FILE).expect("shipped model"), &device)
+        .expect("loads")
+        .with_precision(Precision::Fp32);
     let patches = g["patches"].f32s().expect("patches");
     let (pen, tags, max_pool) = run(&backbone, patches);
     let (d_pen, d_tags, d_max) = (
@@ -136,8 +137,9 @@ fn end_to_end_embeddings_close_to_tensorflow() {
     let files = reference["files"].strings().expect("files");
     let pen = reference["penultimate"].f32s().expect("penultimate");
     let device = Device::flex();
-    let backbone =
-        Backbone::load(&find_model(BACKBONE_FILE).expect("shipped"), &device).expect("loads");
+    let backbone = Backbone::load(&find_model(BACKBONE_FILE).expect("shipped"), &device)
+        .expect("loads")
+        .with_precision(Precision::Fp32);
     let mut worst = (0.0f32, String::new());
     let mut sum = 0.0f32;
     let (mut ours_all, mut theirs_all) = (Vec::new(), Vec::new());
@@ -216,12 +218,74 @@ fn end_to_end_embeddings_close_to_tensorflow() {
 fn cpu_fast_front_end_equals_burn_convolutions() {
     let Some(g) = golden() else { return };
     let device = Device::flex();
-    let fast =
-        Backbone::load(&find_model(BACKBONE_FILE).expect("shipped"), &device).expect("loads");
+    let fast = Backbone::load(&find_model(BACKBONE_FILE).expect("shipped"), &device)
+        .expect("loads")
+        .with_precision(Precision::Fp32);
     let plain = fast.clone().without_fast_path();
     let patches = &g["patches"].f32s().expect("patches")[..3 * 187 * 96];
     let (a, b) = (run(&fast, patches), run(&plain, patches));
     let (d_pen, d_tags) = (max_abs_diff(&a.0, &b.0), max_abs_diff(&a.1, &b.1));
     eprintln!("fast vs burn front end: penultimate {d_pen:.2e}, tags {d_tags:.2e}");
     assert!(d_pen < 1e-4 && d_tags < 1e-5);
+}
+
+/// The reduced precisions on the golden patches against TensorFlow's outputs: int16
+/// within the accuracy bar (tags within 0.01, penultimate within 1 % relative per patch),
+/// int8 reported (outside the bar by design).
+#[test]
+fn reduced_precision_close_to_golden() {
+    let Some(g) = golden() else { return };
+    let device = Device::flex();
+    let loaded =
+        Backbone::load(&find_model(BACKBONE_FILE).expect("shipped"), &device).expect("loads");
+    let patches = g["patches"].f32s().expect("patches");
+    let tf_pen = g["tf_penultimate"].f32s().expect("f32");
+    let tf_tags = g["tf_tags"].f32s().expect("f32");
+    for precision in [Precision::Int16, Precision::Int8] {
+        let backbone = loaded.clone().with_precision(precision);
+        assert_eq!(backbone.precision(), precision);
+        let (pen, tags, _) = run(&backbone, patches);
+        let worst_rel = pen
+            .chunks(200)
+            .zip(tf_pen.chunks(200))
+            .map(|(a, b)| {
+                let num: f32 = a.iter().zip(b).map(|(x, y)| (x - y).powi(2)).sum();
+                let den: f32 = b.iter().map(|y| y * y).sum();
+                (num / den).sqrt()
+            })
+            .fold(0.0f32, f32::max);
+        let d_tags = max_abs_diff(&tags, tf_tags);
+        eprintln!(
+            "golden, {precision}: tags {d_tags:.2e}, penultimate worst {worst_rel:.3e} relative"
+        );
+        if precision == Precision::Int16 {
+            assert!(d_tags < 0.01, "int16 tags differ by {d_tags}");
+            assert!(worst_rel < 0.01, "int16 penultimate differs by {worst_rel}");
+        }
+    }
+}
+
+/// fp32 stays bit for bit the port the golden assertions check, whatever precision the
+/// backbone was switched through (`--precision fp32` reaching the backbone exactly is
+/// tests/precision.rs).
+#[test]
+fn fp32_is_bit_for_bit_after_switching_precisions() {
+    let Some(g) = golden() else { return };
+    let device = Device::flex();
+    let path = find_model(BACKBONE_FILE).expect("shipped");
+    let explicit = Backbone::load(&path, &device)
+        .expect("loads")
+        .with_precision(Precision::Fp32);
+    let patches = &g["patches"].f32s().expect("patches")[..3 * 187 * 96];
+    let reference = run(&explicit, patches);
+    // Switching precisions back and forth leaves no trace.
+    let round_trip = explicit
+        .clone()
+        .with_precision(Precision::Int16)
+        .with_precision(Precision::Fp32);
+    assert_eq!(round_trip.precision(), Precision::Fp32);
+    let again = run(&round_trip, patches);
+    assert_eq!(reference.0, again.0, "penultimate bits");
+    assert_eq!(reference.1, again.1, "tag bits");
+    assert_eq!(reference.2, again.2, "max-pool bits");
 }

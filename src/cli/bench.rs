@@ -8,13 +8,17 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context;
-use burn::tensor::Device;
+use burn::tensor::{Device, Tensor, TensorData};
 use clap::Args;
 use serde::Deserialize;
 
 use super::EXIT_OK;
 use crate::analysis::{AnalyseOptions, Analyzer, load_model};
 use crate::listen::{ListenOptions, listen};
+use crate::ml::musicnn::{N_MELS, PATCH_FRAMES};
+use crate::ml::precision::{Agreement, Precision, default_precision, set_default_precision};
+use crate::ml::shipped::{BACKBONE_FILE, find_model};
+use crate::ml::{Backbone, StageTimes};
 use crate::train::bench::median;
 
 /// Arguments of `bench`.
@@ -30,12 +34,21 @@ pub struct BenchArgs {
     #[arg(long)]
     pub reference: Option<PathBuf>,
     /// Run the front end through burn's generic convolutions instead of the fused CPU kernels
-    /// (to measure what the fast path buys).
+    /// (to measure what the fast path buys; fp32 only).
     #[arg(long)]
     pub burn_front_end: bool,
+    /// Also print where a forward pass spends its time, stage by stage, per precision.
+    #[arg(long)]
+    pub profile: bool,
+    /// Skip the end-to-end pass over every file (and with it the precision agreement).
+    #[arg(long)]
+    pub no_end_to_end: bool,
+    /// Write the measurements as JSON here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, serde::Serialize)]
 struct Reference {
     clips: usize,
     /// Median seconds per 30 s clip for load+resample+mel.
@@ -50,18 +63,44 @@ struct Reference {
     tensorflow: String,
 }
 
+/// One precision's figures.
+#[derive(Debug, Clone, serde::Serialize)]
+struct PrecisionFigures {
+    precision: Precision,
+    /// Median milliseconds per single patch (batch 1).
+    patch_ms: f64,
+    /// Median milliseconds of backbone per clip (all its patches in one batch).
+    clip_ms: f64,
+    /// Mean patches per clip.
+    patches_per_clip: f64,
+    /// Tracks per second end to end (decode overlapped with inference), if measured.
+    tracks_per_s: Option<f64>,
+    /// Stage profile (seconds summed over the sample clips), with `--profile`.
+    stages: Vec<(String, f64)>,
+}
+
+/// One clip's per-patch (penultimate embedding, tag probabilities).
+type PatchOutputs = Vec<(Vec<f32>, Vec<f32>)>;
+
 /// Run `bench`.
 pub fn run(args: BenchArgs, device: &Device) -> anyhow::Result<u8> {
-    let backbone = if args.burn_front_end {
-        std::sync::Arc::new(
-            crate::ml::Backbone::load(
-                &crate::ml::shipped::find_model(crate::ml::shipped::BACKBONE_FILE)?,
-                device,
-            )?
-            .without_fast_path(),
-        )
+    // The precision `--precision` asked for; the shipped model is loaded at each one
+    // measured (its shared backbone is per precision), then this is restored.
+    let asked = default_precision();
+    let loaded = Backbone::load(&find_model(BACKBONE_FILE)?, device)?;
+    let mut precisions = vec![Precision::Fp32];
+    let base = if args.burn_front_end {
+        loaded.without_fast_path()
     } else {
-        crate::ml::shipped::backbone(device)?
+        // The reduced precision `auto` picks here (int16 with VNNI), or the one asked for.
+        let reduced = match asked {
+            Precision::Auto | Precision::Fp32 => Precision::Auto.resolve(),
+            p => p,
+        };
+        if reduced != Precision::Fp32 {
+            precisions.push(reduced);
+        }
+        loaded
     };
     let (files, _) = crate::library::files::collect(std::slice::from_ref(&args.data));
     anyhow::ensure!(!files.is_empty(), "no audio under {}", args.data.display());
@@ -76,100 +115,247 @@ pub fn run(args: BenchArgs, device: &Device) -> anyhow::Result<u8> {
         whole: false,
     };
 
-    // Warm up allocator, thread pool and kernels.
-    let warm = listen(&sample[0], &all)?;
-    backbone.embed_patches(&warm.patches, 10);
-
+    // Warm up allocator, thread pool and decoder.
+    listen(&sample[0], &all)?;
     let mut pre = Vec::new();
-    let mut net_clip = Vec::new();
-    let mut patches_per_clip = Vec::new();
+    let mut clips = Vec::new();
     for f in &sample {
         let t = Instant::now();
         let p = listen(f, &all).with_context(|| format!("while decoding {}", f.display()))?;
         pre.push(t.elapsed().as_secs_f64());
-        let t = Instant::now();
-        backbone.embed_patches(&p.patches, 10);
-        net_clip.push(t.elapsed().as_secs_f64());
-        patches_per_clip.push(p.len() as f64);
+        clips.push(p);
     }
+    let pre_ms = median(&mut pre) * 1e3;
     let one = ListenOptions {
         max_patches: Some(1),
         whole: false,
     };
     let single = listen(&sample[0], &one)?;
-    let mut net_patch: Vec<f64> = (0..10)
-        .map(|_| {
+
+    let mut figures = Vec::new();
+    // Per precision: every sample clip's per-patch (embedding, tags), and every file's
+    // genre probabilities from the shipped model end to end.
+    let mut patch_outs: Vec<Vec<PatchOutputs>> = Vec::new();
+    let mut genres: Vec<Vec<(PathBuf, Vec<f32>)>> = Vec::new();
+    let mut e2e_files = 0;
+    for &precision in &precisions {
+        let backbone = if args.burn_front_end {
+            base.clone()
+        } else {
+            base.clone().with_precision(precision)
+        };
+        backbone.embed_patches(&clips[0].patches, 10);
+        let mut outs = Vec::with_capacity(clips.len());
+        let mut net_clip: Vec<f64> = clips
+            .iter()
+            .map(|p| {
+                let t = Instant::now();
+                let o = backbone.embed_patches(&p.patches, 10);
+                let s = t.elapsed().as_secs_f64();
+                outs.push(o);
+                s
+            })
+            .collect();
+        patch_outs.push(outs);
+        let mut net_patch: Vec<f64> = (0..10)
+            .map(|_| {
+                let t = Instant::now();
+                backbone.embed_patches(&single.patches, 1);
+                t.elapsed().as_secs_f64()
+            })
+            .collect();
+        let mut stages = Vec::new();
+        if args.profile {
+            let mut times = StageTimes::default();
+            for p in &clips {
+                let n = p.patches.len() / (PATCH_FRAMES * N_MELS);
+                let x: Tensor<3> = Tensor::from_data(
+                    TensorData::new(p.patches.clone(), [n, PATCH_FRAMES, N_MELS]),
+                    backbone.device(),
+                );
+                backbone.forward_profiled(x, &mut times);
+            }
+            stages = times
+                .stages
+                .into_iter()
+                .map(|(s, v)| (s.to_string(), v / clips.len() as f64))
+                .collect();
+        }
+        // End to end over every file with the shipped model at this precision: decoding
+        // overlapped with inference, as `classify` does.
+        let mut tracks_per_s = None;
+        if !args.no_end_to_end {
+            if !args.burn_front_end {
+                set_default_precision(precision);
+            }
+            let model = load_model(None, device);
+            set_default_precision(asked);
+            let analyzer = Analyzer::new(model?, AnalyseOptions::default());
+            let mut done = Vec::new();
             let t = Instant::now();
-            backbone.embed_patches(&single.patches, 1);
-            t.elapsed().as_secs_f64()
-        })
-        .collect();
+            analyzer.analyse_all(files.clone(), |path, r| {
+                if let Ok(a) = r {
+                    done.push((path, a.genre_probs));
+                }
+                true
+            });
+            let e2e = t.elapsed().as_secs_f64();
+            e2e_files = done.len();
+            tracks_per_s = Some(done.len() as f64 / e2e);
+            genres.push(done);
+        }
+        figures.push(PrecisionFigures {
+            precision,
+            patch_ms: median(&mut net_patch) * 1e3,
+            clip_ms: median(&mut net_clip) * 1e3,
+            patches_per_clip: clips.iter().map(|p| p.len() as f64).sum::<f64>()
+                / clips.len() as f64,
+            tracks_per_s,
+            stages,
+        });
+    }
 
-    // End to end over every file: decoding overlapped with inference, as `classify` does.
-    let analyzer = Analyzer::new(load_model(None, device)?, AnalyseOptions::default());
-    let t = Instant::now();
-    let mut done = 0;
-    analyzer.analyse_all(files.clone(), |_, r| {
-        done += r.is_ok() as usize;
-        true
-    });
-    let e2e = t.elapsed().as_secs_f64();
-
-    let pre_ms = median(&mut pre) * 1e3;
-    let clip_ms = median(&mut net_clip) * 1e3;
-    let patch_ms = median(&mut net_patch) * 1e3;
-    let mean_patches = patches_per_clip.iter().sum::<f64>() / patches_per_clip.len() as f64;
+    let reference: Option<Reference> = match &args.reference {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("while reading {}", path.display()))?;
+            Some(serde_json::from_str(&text)?)
+        }
+        None => None,
+    };
     println!(
-        "genretag bench on {} ({} clips for stages, {} for end-to-end)",
+        "genretag bench on {} ({} clips for stages, {} for end-to-end){}",
         args.data.display(),
         sample.len(),
-        files.len()
+        e2e_files,
+        if args.burn_front_end {
+            "; front end through burn's convolutions"
+        } else {
+            ""
+        }
     );
-    println!("  decode+resample+mel      {pre_ms:8.1} ms per clip");
-    println!("  backbone, batch 1        {patch_ms:8.1} ms per patch");
+    let ratio = |ours: f64, theirs: Option<f64>| match theirs {
+        Some(r) if r > 0.0 => format!("  (ours/ref {:.2})", ours / r),
+        _ => String::new(),
+    };
+    let ref_pre = reference.as_ref().map(|r| r.preprocess_s_per_clip * 1e3);
+    let ref_clip = reference.as_ref().map(|r| r.network_s_per_clip * 1e3);
+    let ref_patch = reference
+        .as_ref()
+        .and_then(|r| r.network_s_per_patch.map(|p| p * 1e3));
+    let ref_total = reference
+        .as_ref()
+        .map(|r| (r.preprocess_s_per_clip + r.network_s_per_clip) * 1e3);
     println!(
-        "  backbone, whole clip     {clip_ms:8.1} ms per clip ({mean_patches:.1} patches, {:.1} ms per patch)",
-        clip_ms / mean_patches
+        "  decode+resample+mel            {pre_ms:8.1} ms per clip{}",
+        ratio(pre_ms, ref_pre)
     );
-    println!(
-        "  pipeline (sequential)    {:8.1} ms per clip",
-        pre_ms + clip_ms
-    );
-    println!(
-        "  end-to-end               {:8.2} tracks/s ({done} tracks in {e2e:.1} s, decode overlapped)",
-        done as f64 / e2e
-    );
-    if let Some(path) = &args.reference {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("while reading {}", path.display()))?;
-        let r: Reference = serde_json::from_str(&text)?;
-        let ref_total = (r.preprocess_s_per_clip + r.network_s_per_clip) * 1e3;
-        let ours_total = pre_ms + clip_ms;
+    for f in &figures {
+        let p = f.precision;
+        println!(
+            "  [{p}] backbone, batch 1        {:8.1} ms per patch{}",
+            f.patch_ms,
+            ratio(f.patch_ms, ref_patch)
+        );
+        println!(
+            "  [{p}] backbone, whole clip     {:8.1} ms per clip ({:.1} patches, {:.1} ms per patch){}",
+            f.clip_ms,
+            f.patches_per_clip,
+            f.clip_ms / f.patches_per_clip,
+            ratio(f.clip_ms, ref_clip)
+        );
+        println!(
+            "  [{p}] pipeline (sequential)    {:8.1} ms per clip{}",
+            pre_ms + f.clip_ms,
+            ratio(pre_ms + f.clip_ms, ref_total)
+        );
+        if let Some(tps) = f.tracks_per_s {
+            println!("  [{p}] end-to-end               {tps:8.2} tracks/s (decode overlapped)");
+        }
+        if !f.stages.is_empty() {
+            let total: f64 = f.stages.iter().map(|(_, v)| v).sum();
+            println!(
+                "  [{p}] where a clip's forward pass goes ({:.1} ms):",
+                total * 1e3
+            );
+            for (stage, v) in &f.stages {
+                println!(
+                    "        {stage:<32} {:7.1} ms {:5.1}%",
+                    v * 1e3,
+                    100.0 * v / total
+                );
+            }
+        }
+    }
+    if let Some(r) = &reference {
         println!(
             "reference: TensorFlow {} CPU musicnn on {} of the same clips, same machine, same run",
             r.tensorflow, r.clips
         );
         println!(
-            "  load+resample+mel        {:8.1} ms per clip  (ours/ref {:.2})",
-            r.preprocess_s_per_clip * 1e3,
-            pre_ms / (r.preprocess_s_per_clip * 1e3)
+            "  load+resample+mel              {:8.1} ms per clip",
+            r.preprocess_s_per_clip * 1e3
         );
-        if let Some(p) = r.network_s_per_patch {
-            println!(
-                "  network, batch 1         {:8.1} ms per patch (ours/ref {:.2})",
-                p * 1e3,
-                patch_ms / (p * 1e3)
-            );
+        if let Some(p) = ref_patch {
+            println!("  network, batch 1               {p:8.1} ms per patch");
         }
         println!(
-            "  network, whole clip      {:8.1} ms per clip  (ours/ref {:.2})",
-            r.network_s_per_clip * 1e3,
-            clip_ms / (r.network_s_per_clip * 1e3)
+            "  network, whole clip            {:8.1} ms per clip",
+            r.network_s_per_clip * 1e3
         );
+        if let Some(total) = ref_total {
+            println!("  full pipeline                  {total:8.1} ms per clip");
+            for f in &figures {
+                println!(
+                    "  ratio [{}] full pipeline ours/ref {:.2} (target <= 0.35)",
+                    f.precision,
+                    (pre_ms + f.clip_ms) / total
+                );
+            }
+        }
+    }
+    let mut agreement = None;
+    if let [exact, other] = &patch_outs[..] {
+        // Every patch of the sample clips (penultimate, tags); every file's genre
+        // decision and probabilities when the end-to-end pass ran.
+        let mut agree = Agreement::default();
+        for (e, o) in exact.iter().zip(other) {
+            fn emb(v: &[(Vec<f32>, Vec<f32>)]) -> Vec<&[f32]> {
+                v.iter().map(|(e, _)| e.as_slice()).collect()
+            }
+            fn tags(v: &[(Vec<f32>, Vec<f32>)]) -> Vec<&[f32]> {
+                v.iter().map(|(_, t)| t.as_slice()).collect()
+            }
+            let (ee, et, oe, ot) = (emb(e), tags(e), emb(o), tags(o));
+            agree.add_patches((&ee, &oe), (&et, &ot));
+        }
+        if let [exact, other] = &genres[..] {
+            for ((pe, e), (po, o)) in exact.iter().zip(other) {
+                anyhow::ensure!(pe == po, "end-to-end passes disagree on the files");
+                agree.add_genres(e, o);
+            }
+        }
         println!(
-            "  full pipeline            {ref_total:8.1} ms per clip  (ours/ref {:.2}; target <= 0.70)",
-            ours_total / ref_total
+            "[{}] vs [fp32] ({} sample clips' patches{}): {}",
+            precisions[1],
+            exact.len(),
+            if genres.len() == 2 {
+                format!(", genres of all {e2e_files} files")
+            } else {
+                String::new()
+            },
+            agree.summary()
         );
+        agreement = Some(agree);
+    }
+    if let Some(p) = &args.json {
+        let text = serde_json::to_string_pretty(&serde_json::json!({
+            "decode_ms_per_clip": pre_ms,
+            "precisions": figures,
+            "agreement": agreement,
+            "reference": reference,
+        }))?;
+        std::fs::write(p, text + "\n").with_context(|| format!("cannot write {}", p.display()))?;
     }
     Ok(EXIT_OK)
 }
@@ -186,16 +372,20 @@ pub struct BenchTrainArgs {
     /// Reference timings (JSON written by scripts/train_reference.py).
     #[arg(long)]
     pub reference: Option<PathBuf>,
-    /// Channel widths of the conv blocks (default: the 16,32,64,128).
+    /// Channel widths of the conv blocks (default: the 16,32,64,128; the results
+    /// table's 5-block CNN is 32,64,128,256,512).
     #[arg(long, value_delimiter = ',')]
     pub widths: Vec<usize>,
     /// Write the measurements as JSON here.
     #[arg(long)]
     pub json: Option<PathBuf>,
-    /// Also print per-layer forward times (our convolution vs burn's, batch norm, ReLU,
-    /// pooling) and each step's forward/backward/update split: where the time goes.
+    /// Also print each block's forward and backward time, fused and through burn's
+    /// separate operations, and each step's forward/backward/update split.
     #[arg(long)]
     pub profile: bool,
+    /// Skip the measurement through burn's separate operations (the "before" figure).
+    #[arg(long)]
+    pub fused_only: bool,
 }
 
 #[derive(Debug, Deserialize, serde::Serialize)]
@@ -204,11 +394,14 @@ struct TrainReference {
     parameters: usize,
     step_s: f64,
     infer_ms: f64,
+    #[serde(default)]
+    widths: Vec<usize>,
 }
 
 /// Run `bench-train`.
 pub fn run_train(args: BenchTrainArgs, device: &Device) -> anyhow::Result<u8> {
-    use crate::train::bench::{INPUT, WIDTHS, measure};
+    use crate::train::bench::{INPUT, WIDTHS, layer_timings, measure};
+    use crate::train::conv_block::set_fused_enabled;
     let reference: Option<TrainReference> = match &args.reference {
         Some(p) => Some(
             serde_json::from_str(
@@ -219,50 +412,100 @@ pub fn run_train(args: BenchTrainArgs, device: &Device) -> anyhow::Result<u8> {
         ),
         None => None,
     };
-    println!(
-        "CNN {:?} (3x3 conv, batch norm, ReLU, 2x2 max-pool; global average pool; dense 10), batch {} of 1x{}x{}, Adam",
-        if args.widths.is_empty() {
-            WIDTHS.to_vec()
-        } else {
-            args.widths.clone()
-        },
-        args.batch,
-        INPUT[0],
-        INPUT[1]
-    );
-    if args.profile {
-        crate::train::bench::layer_timings(device, args.batch);
-    }
     let widths = if args.widths.is_empty() {
         WIDTHS.to_vec()
     } else {
         args.widths.clone()
     };
-    let m = measure(device, args.batch, args.steps, 20, args.profile, &widths);
+    if let Some(r) = &reference {
+        anyhow::ensure!(
+            r.widths.is_empty() || r.widths == widths,
+            "the reference measured widths {:?}, not {widths:?}",
+            r.widths
+        );
+    }
     println!(
-        "{:<18} {:>8} params  {:>7.3} s/step  {:>6.2} ms/inference  (loss after {} steps {:.3})",
-        "genretag",
-        m.parameters,
-        m.step_s,
-        m.infer_ms,
-        args.steps + 2,
-        m.final_loss
+        "CNN {widths:?} (3x3 conv, batch norm, ReLU, 2x2 max-pool; global average pool; dense 10), batch {} of 1x{}x{}, Adam, fp32",
+        args.batch, INPUT[0], INPUT[1]
     );
+    let mut layers = Vec::new();
+    if args.profile {
+        layers = layer_timings(device, args.batch, &widths);
+        println!(
+            "{:<20} {:>16} {:>16} {:>16} {:>16}",
+            "block (training)", "burn fwd ms", "burn bwd ms", "fused fwd ms", "fused bwd ms"
+        );
+        for l in &layers {
+            println!(
+                "{:<20} {:>16.1} {:>16.1} {:>16.1} {:>16.1}",
+                l.layer,
+                l.unfused_forward_ms,
+                l.unfused_backward_ms,
+                l.fused_forward_ms,
+                l.fused_backward_ms
+            );
+        }
+        let sum =
+            |f: fn(&crate::train::bench::LayerTiming) -> f64| layers.iter().map(f).sum::<f64>();
+        println!(
+            "{:<20} {:>16.1} {:>16.1} {:>16.1} {:>16.1}",
+            "all blocks",
+            sum(|l| l.unfused_forward_ms),
+            sum(|l| l.unfused_backward_ms),
+            sum(|l| l.fused_forward_ms),
+            sum(|l| l.fused_backward_ms)
+        );
+    }
+    set_fused_enabled(true);
+    let fused = measure(device, args.batch, args.steps, 20, args.profile, &widths);
+    let unfused = if args.fused_only {
+        None
+    } else {
+        set_fused_enabled(false);
+        let m = measure(device, args.batch, args.steps, 20, args.profile, &widths);
+        set_fused_enabled(true);
+        Some(m)
+    };
+    let row = |name: &str, m: &crate::train::bench::Measured| {
+        println!(
+            "{name:<22} {:>8} params  {:>7.3} s/step  {:>6.2} ms/inference  (loss after {} steps {:.3})",
+            m.parameters,
+            m.step_s,
+            m.infer_ms,
+            args.steps + 2,
+            m.final_loss
+        );
+    };
+    row("genretag (fused)", &fused);
+    if let Some(u) = &unfused {
+        row("genretag (burn ops)", u);
+    }
     if let Some(r) = &reference {
         println!(
-            "{:<18} {:>8} params  {:>7.3} s/step  {:>6.2} ms/inference",
+            "{:<22} {:>8} params  {:>7.3} s/step  {:>6.2} ms/inference",
             r.framework, r.parameters, r.step_s, r.infer_ms
         );
         println!(
-            "ratio genretag / {}: training step {:.2}x, inference {:.2}x",
+            "ratio genretag (fused) / {}: training step {:.2}x (target <= 1.0), inference {:.2}x",
             r.framework,
-            m.step_s / r.step_s,
-            m.infer_ms / r.infer_ms
+            fused.step_s / r.step_s,
+            fused.infer_ms / r.infer_ms
         );
+        if let Some(u) = &unfused {
+            println!(
+                "ratio genretag (burn ops) / {}: training step {:.2}x, inference {:.2}x",
+                r.framework,
+                u.step_s / r.step_s,
+                u.infer_ms / r.infer_ms
+            );
+        }
     }
     if let Some(p) = &args.json {
         let text = serde_json::to_string_pretty(&serde_json::json!({
-            "genretag": m,
+            "widths": widths,
+            "genretag": fused,
+            "genretag_unfused": unfused,
+            "layers": layers,
             "reference": reference,
         }))?;
         std::fs::write(p, text + "\n").with_context(|| format!("cannot write {}", p.display()))?;

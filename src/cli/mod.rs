@@ -15,7 +15,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::ml::DeviceChoice;
+use crate::ml::{DeviceChoice, Precision};
 
 /// Exit code: every file processed.
 pub const EXIT_OK: u8 = 0;
@@ -33,6 +33,10 @@ pub struct Cli {
     /// Where models run: `cpu` (burn-flex) or `gpu` (burn-wgpu).
     #[arg(long, global = true, value_enum, default_value_t = DeviceChoice::Cpu)]
     pub device: DeviceChoice,
+    /// Backbone precision on the CPU: `auto` (int16 where the CPU has AVX-512 VNNI, else
+    /// fp32), `fp32` (exact), `int16`, or `int8` (fastest, approximate).
+    #[arg(long, global = true, value_enum, default_value_t = Precision::Auto)]
+    pub precision: Precision,
     /// Subcommand; none opens the desktop app.
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -98,6 +102,7 @@ impl JsonMode {
 /// Parse arguments and run. Returns the process exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    crate::ml::precision::set_default_precision(cli.precision);
     let device = match cli.device.device() {
         Ok(d) => d,
         Err(e) => {

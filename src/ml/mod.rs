@@ -7,10 +7,14 @@
 pub mod cv;
 pub mod device;
 pub mod frontend;
+pub mod midend;
 pub mod musicnn;
 pub mod npy;
+pub mod precision;
+pub mod quant;
 pub mod shipped;
 pub mod tf_checkpoint;
 
 pub use device::DeviceChoice;
-pub use musicnn::{Backbone, Musicnn};
+pub use musicnn::{Backbone, Musicnn, StageTimes};
+pub use precision::Precision;

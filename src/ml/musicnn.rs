@@ -15,6 +15,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::time::Instant;
 
 use burn::module::{Module, Param, RunningState};
 use burn::nn::conv::{Conv1d, Conv1dConfig, Conv2d, Conv2dConfig};
@@ -23,8 +24,12 @@ use burn::nn::{
 };
 use burn::tensor::activation::{relu, sigmoid};
 use burn::tensor::{Device, Tensor, TensorData};
+use rayon::prelude::*;
 
 use super::frontend::ConvMax;
+use super::midend::{Conv1dBn, MidEnd};
+use super::precision::{Precision, default_precision, has_vnni};
+use super::quant::{ConvMaxQ, QuantKind, QuantPatch};
 use crate::error::ModelError;
 
 /// Frames per patch (3 s at 16 kHz, hop 256).
@@ -306,6 +311,126 @@ fn conv_max(conv: &Conv2d, norm: &BatchNorm, pad_before: usize) -> Option<ConvMa
     ))
 }
 
+fn conv_max_q(
+    kind: QuantKind,
+    conv: &Conv2d,
+    norm: &BatchNorm,
+    pad_before: usize,
+) -> Option<ConvMaxQ> {
+    let [cout, _, kt, km] = conv.weight.val().dims();
+    let weight = conv.weight.val().into_data().try_to_vec::<f32>().ok()?;
+    let bias = conv
+        .bias
+        .as_ref()?
+        .val()
+        .into_data()
+        .try_to_vec::<f32>()
+        .ok()?;
+    Some(ConvMaxQ::new(
+        kind,
+        &weight,
+        bias,
+        [cout, kt, km],
+        pad_before,
+        &bn_negative_scale(norm),
+    ))
+}
+
+/// A batch norm's `[gamma, beta, running mean, running variance]`.
+fn bn_params(b: &BatchNorm) -> Option<[Vec<f32>; 4]> {
+    let v = |t: Tensor<1>| t.into_data().try_to_vec::<f32>().ok();
+    Some([
+        v(b.gamma.val())?,
+        v(b.beta.val())?,
+        v(b.running_mean.value())?,
+        v(b.running_var.value())?,
+    ])
+}
+
+/// Inference batch norm folded into `a * x + c` per channel.
+fn bn_affine(b: &BatchNorm) -> Option<(Vec<f32>, Vec<f32>)> {
+    let [gamma, beta, mean, var] = bn_params(b)?;
+    Some(
+        (0..gamma.len())
+            .map(|i| {
+                let s = gamma[i] as f64 / (var[i] as f64 + b.epsilon).sqrt();
+                (s as f32, (beta[i] as f64 - mean[i] as f64 * s) as f32)
+            })
+            .unzip(),
+    )
+}
+
+fn conv1d_bn(conv: &Conv1d, norm: &BatchNorm) -> Option<Conv1dBn> {
+    let [cout, cin, _] = conv.weight.val().dims();
+    let weight = conv.weight.val().into_data().try_to_vec::<f32>().ok()?;
+    let bias = conv
+        .bias
+        .as_ref()?
+        .val()
+        .into_data()
+        .try_to_vec::<f32>()
+        .ok()?;
+    let [g, b, m, v] = bn_params(norm)?;
+    Some(Conv1dBn::new(
+        &weight,
+        bias,
+        [cout, cin],
+        [&g, &b, &m, &v],
+        norm.epsilon,
+    ))
+}
+
+/// The reduced-precision CPU path: integer front end ([`ConvMaxQ`]) with its ReLU and
+/// batch norms folded in, the mid-end as fp32 GEMMs ([`MidEnd`]) and the temporal
+/// pooling as plain loops; the dense layers stay in burn.
+#[derive(Debug, Clone)]
+struct QuantPath {
+    branches: Vec<ConvMaxQ>,
+    /// Per branch: its batch norm (after ReLU) as `a * x + c`.
+    norms: Vec<(Vec<f32>, Vec<f32>)>,
+    mid: MidEnd,
+}
+
+impl QuantPath {
+    fn new(kind: QuantKind, n: &Musicnn) -> Option<Self> {
+        let branches = [
+            conv_max_q(kind, &n.timbral_38, &n.bn_timbral_38, 3)?,
+            conv_max_q(kind, &n.timbral_67, &n.bn_timbral_67, 3)?,
+            conv_max_q(kind, &n.temporal_128, &n.bn_temporal_128, 63)?,
+            conv_max_q(kind, &n.temporal_64, &n.bn_temporal_64, 31)?,
+            conv_max_q(kind, &n.temporal_32, &n.bn_temporal_32, 15)?,
+        ];
+        let norms = [
+            &n.bn_timbral_38,
+            &n.bn_timbral_67,
+            &n.bn_temporal_128,
+            &n.bn_temporal_64,
+            &n.bn_temporal_32,
+        ]
+        .into_iter()
+        .map(bn_affine)
+        .collect::<Option<Vec<_>>>()?;
+        let mid = MidEnd {
+            layers: [
+                conv1d_bn(&n.mid_1, &n.bn_mid_1)?,
+                conv1d_bn(&n.mid_2, &n.bn_mid_2)?,
+                conv1d_bn(&n.mid_3, &n.bn_mid_3)?,
+            ],
+        };
+        Some(Self {
+            branches: branches.into(),
+            norms,
+            mid,
+        })
+    }
+}
+
+/// Wait for a tensor's value (burn-flex is eager, but reading one value keeps a profile
+/// honest on any backend).
+fn sync<const D: usize>(t: &Tensor<D>) {
+    let _ = t.clone().slice_dim(0, 0..1).into_data();
+}
+
 /// The loaded backbone: network, the CPU front-end kernels, and its device.
 #[derive(Debug, Clone)]
 pub struct Backbone {
@@ -314,12 +439,52 @@ pub struct Backbone {
     fuse: [bool; 5],
     /// Fused conv+max kernels for the CPU, or `None` to run everything through burn.
     fast: Option<Vec<ConvMax>>,
+    /// The reduced-precision path (built when the precision in effect is an integer one).
+    quant: Option<QuantPath>,
+    /// The precision in effect (never `Auto`).
+    precision: Precision,
     device: Device,
 }
 
+/// Seconds spent per stage of a forward pass (`genretag bench --profile`).
+#[derive(Debug, Clone, Default)]
+pub struct StageTimes {
+    /// (stage, seconds), in order, summed over calls.
+    pub stages: Vec<(&'static str, f64)>,
+}
+
+impl StageTimes {
+    fn add(&mut self, stage: &'static str, since: Instant) {
+        let s = since.elapsed().as_secs_f64();
+        match self.stages.iter_mut().find(|(n, _)| *n == stage) {
+            Some((_, v)) => *v += s,
+            None => self.stages.push((stage, s)),
+        }
+    }
+}
+
+/// Marks stage boundaries when profiling; free otherwise.
+struct Timer<'a> {
+    times: Option<&'a mut StageTimes>,
+    since: Instant,
+}
+
+impl Timer<'_> {
+    /// Close the current stage (charged to `stage`) and start the next.
+    fn lap(&mut self, stage: &'static str, sync: impl FnOnce()) {
+        if let Some(t) = self.times.as_deref_mut() {
+            sync();
+            t.add(stage, self.since);
+            self.since = Instant::now();
+        }
+    }
+}
+
 impl Backbone {
-    /// Wrap a network. On the CPU (burn-flex) the front end runs through [`ConvMax`];
-    /// elsewhere (burn-wgpu) through burn's own convolutions.
+    /// Wrap a network, at the process's default precision
+    /// ([`super::precision::default_precision`], `auto` unless `--precision` said otherwise).
+    /// On the CPU (burn-flex) the front end runs through [`ConvMax`] (fp32) or
+    /// [`ConvMaxQ`] (int16/int8); elsewhere (burn-wgpu) through burn's own convolutions in fp32.
     pub fn new(net: Musicnn, device: Device) -> Self {
         let fuse = [
             &net.bn_timbral_38,
@@ -346,13 +511,44 @@ impl Backbone {
             net,
             fuse,
             fast,
+            quant: None,
+            precision: Precision::Fp32,
             device,
         }
+        .with_precision(default_precision())
     }
 
-    /// Force the pure-burn front end (for comparisons and tests).
+    /// The same network at another precision. `Auto` picks int16 where the CPU has
+    /// AVX-512 VNNI; an integer precision without VNNI runs a portable integer path (same
+    /// results, slow). Devices other than the CPU always run fp32.
+    pub fn with_precision(mut self, precision: Precision) -> Self {
+        let p = precision.resolve();
+        let kind = match p {
+            Precision::Int16 => Some(QuantKind::Int16),
+            Precision::Int8 => Some(QuantKind::Int8),
+            _ => None,
+        };
+        self.quant = None;
+        self.precision = Precision::Fp32;
+        if let (Some(kind), Some(_)) = (kind, &self.fast) {
+            self.quant = QuantPath::new(kind, &self.net);
+            if self.quant.is_some() {
+                self.precision = p;
+            }
+        }
+        self
+    }
+
+    /// The precision in effect (never `Auto`).
+    pub fn precision(&self) -> Precision {
+        self.precision
+    }
+
+    /// Force the pure-burn front end (for comparisons and tests); implies fp32.
     pub fn without_fast_path(mut self) -> Self {
         self.fast = None;
+        self.quant = None;
+        self.precision = Precision::Fp32;
         self
     }
 
@@ -387,8 +583,25 @@ impl Backbone {
     ///
     /// `patches`: `[B, 187, 96]` (time, mel). Returns `[B, 200]`, `[B, 50]`, `[B, 753]`.
     pub fn forward(&self, patches: Tensor<3>) -> MusicnnOutput {
+        self.forward_timed(patches, None)
+    }
+
+    /// [`Backbone::forward`], adding each stage's time to `times` (each stage waits for
+    /// its result, so the sum is a little above an unprofiled pass).
+    pub fn forward_profiled(&self, patches: Tensor<3>, times: &mut StageTimes) -> MusicnnOutput {
+        self.forward_timed(patches, Some(times))
+    }
+
+    fn forward_timed(&self, patches: Tensor<3>, times: Option<&mut StageTimes>) -> MusicnnOutput {
+        let mut timer = Timer {
+            times,
+            since: Instant::now(),
+        };
         let n = &self.net;
         let x = n.bn_input.forward(patches.unsqueeze_dim::<4>(1)); // [B, 1, 187, 96]
+        if let Some(q) = &self.quant {
+            return self.forward_quant(q, x, &mut timer);
+        }
         let norms = [
             &n.bn_timbral_38,
             &n.bn_timbral_67,
@@ -396,22 +609,30 @@ impl Backbone {
             &n.bn_temporal_64,
             &n.bn_temporal_32,
         ];
+        let stage_names = [
+            "front end: timbral 7x38",
+            "front end: timbral 7x67",
+            "front end: temporal 128",
+            "front end: temporal 64",
+            "front end: temporal 32",
+        ];
+        let wrap = |y: Vec<f32>, b: usize, c: usize, t: usize| -> Tensor<3> {
+            Tensor::from_data(TensorData::new(y, [b, c, t]), &self.device)
+        };
 
         let f0 = if let Some(kernels) = &self.fast {
             let [b, _, t, m] = x.dims();
             let data = x.into_data().try_to_vec::<f32>().unwrap_or_default();
-            let branches = kernels
-                .iter()
-                .zip(norms)
-                .map(|(k, norm)| {
-                    let y: Tensor<3> = Tensor::from_data(
-                        TensorData::new(k.forward(&data, b, t, m), [b, k.channels(), t]),
-                        &self.device,
-                    );
-                    norm.forward(relu(y))
-                })
-                .collect();
-            Tensor::cat(branches, 1)
+            timer.lap("input batch norm", || {});
+            let mut branches = Vec::with_capacity(kernels.len());
+            for ((k, norm), stage) in kernels.iter().zip(norms).zip(stage_names) {
+                let y = wrap(k.forward(&data, b, t, m), b, k.channels(), t);
+                timer.lap(stage, || {});
+                branches.push(norm.forward(relu(y)));
+            }
+            let f0 = Tensor::cat(branches, 1);
+            timer.lap("front end: ReLU + batch norm", || sync(&f0));
+            f0
         } else {
             // Conv, then max over the mel axis, with ReLU+BN applied after where exact.
             let branch = |conv: &Conv2d, norm: &BatchNorm, fuse: bool, x: Tensor<4>| -> Tensor<3> {
@@ -436,12 +657,16 @@ impl Backbone {
                 .zip(self.fuse)
                 .map(|((conv, norm), fuse)| branch(conv, norm, fuse, x.clone()))
                 .collect();
-            Tensor::cat(branches, 1)
+            let f0 = Tensor::cat(branches, 1);
+            timer.lap("front end (burn convolutions)", || sync(&f0));
+            f0
         }; // [B, 561, 187]
 
         let m1 = n.bn_mid_1.forward(relu(n.mid_1.forward(f0.clone())));
+        timer.lap("mid-end conv 1 (561->64)", || sync(&m1));
         let m2 = n.bn_mid_2.forward(relu(n.mid_2.forward(m1.clone()))) + m1.clone();
         let m3 = n.bn_mid_3.forward(relu(n.mid_3.forward(m2.clone()))) + m2.clone();
+        timer.lap("mid-end convs 2-3 (64->64)", || sync(&m3));
         let all = Tensor::cat(vec![f0, m1, m2, m3], 1); // [B, 753, 187]
 
         let [b, c, _] = all.dims();
@@ -450,12 +675,89 @@ impl Backbone {
         // Interleave [max_0, mean_0, max_1, mean_1, …] as TF's flatten does.
         let pooled: Tensor<2> = Tensor::cat(vec![max.clone(), mean], 2).reshape([b, 2 * c]);
         let pooled = n.bn_pool.forward(pooled);
+        timer.lap("temporal pooling", || sync(&pooled));
         let penultimate = n.bn_dense.forward(relu(n.dense.forward(pooled)));
         let tags = sigmoid(n.tags.forward(penultimate.clone()));
+        timer.lap("dense layers", || sync(&tags));
         MusicnnOutput {
             penultimate,
             tags,
             max_pool: max.squeeze_dim(2),
+        }
+    }
+
+    /// The reduced-precision forward pass from the batch-normalised input `[B, 1, t, m]`.
+    fn forward_quant(&self, q: &QuantPath, x: Tensor<4>, timer: &mut Timer<'_>) -> MusicnnOutput {
+        let n = &self.net;
+        let [b, _, t, m] = x.dims();
+        let data = x.into_data().try_to_vec::<f32>().unwrap_or_default();
+        let shape = ConvMaxQ::patch_shape(&q.branches, t, m);
+        let quant: Vec<QuantPatch> = data
+            .par_chunks(t * m)
+            .map(|p| QuantPatch::new(p, shape))
+            .collect();
+        timer.lap("input batch norm + quantise", || {});
+
+        // Front end: [B, 561, t], each branch's ReLU and batch norm applied on the way.
+        let c0: usize = q.branches.iter().map(ConvMaxQ::channels).sum();
+        let mut f0 = vec![0.0f32; b * c0 * t];
+        let mut off = 0;
+        let stage_names = [
+            "front end: timbral 7x38",
+            "front end: timbral 7x67",
+            "front end: temporal 128",
+            "front end: temporal 64",
+            "front end: temporal 32",
+        ];
+        for ((k, (na, nc)), stage) in q.branches.iter().zip(&q.norms).zip(stage_names) {
+            let ck = k.channels();
+            let y = k.forward(&quant, shape, has_vnni());
+            for p in 0..b {
+                for ch in 0..ck {
+                    let src = &y[(p * ck + ch) * t..(p * ck + ch + 1) * t];
+                    let dst = &mut f0[(p * c0 + off + ch) * t..(p * c0 + off + ch + 1) * t];
+                    for (d, &v) in dst.iter_mut().zip(src) {
+                        *d = na[ch] * v.max(0.0) + nc[ch];
+                    }
+                }
+            }
+            off += ck;
+            timer.lap(stage, || {});
+        }
+
+        let [m1, m2, m3] = q.mid.forward(&f0, b, t);
+        timer.lap("mid-end (3 convs)", || {});
+
+        // Max and mean over time of [f0, m1, m2, m3], interleaved as TF's flatten does.
+        let cm = q.mid.layers[0].channels();
+        let c = c0 + 3 * cm;
+        let mut pooled = vec![0.0f32; b * 2 * c];
+        let mut max_pool = vec![0.0f32; b * c];
+        for p in 0..b {
+            let rows = (0..c0)
+                .map(|ch| &f0[(p * c0 + ch) * t..(p * c0 + ch + 1) * t])
+                .chain([&m1, &m2, &m3].into_iter().flat_map(|mk| {
+                    (0..cm).map(move |ch| &mk[(p * cm + ch) * t..(p * cm + ch + 1) * t])
+                }));
+            for (ch, row) in rows.enumerate() {
+                let mx = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let mean = row.iter().sum::<f32>() / t as f32;
+                pooled[p * 2 * c + 2 * ch] = mx;
+                pooled[p * 2 * c + 2 * ch + 1] = mean;
+                max_pool[p * c + ch] = mx;
+            }
+        }
+        let pooled: Tensor<2> =
+            Tensor::from_data(TensorData::new(pooled, [b, 2 * c]), &self.device);
+        let pooled = n.bn_pool.forward(pooled);
+        timer.lap("temporal pooling", || sync(&pooled));
+        let penultimate = n.bn_dense.forward(relu(n.dense.forward(pooled)));
+        let tags = sigmoid(n.tags.forward(penultimate.clone()));
+        timer.lap("dense layers", || sync(&tags));
+        MusicnnOutput {
+            penultimate,
+            tags,
+            max_pool: Tensor::from_data(TensorData::new(max_pool, [b, c]), &self.device),
         }
     }
 

@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use burn::tensor::Device;
 
 use super::Backbone;
+use super::precision::{Precision, default_precision};
 use crate::error::ModelError;
 
 /// File name of the converted backbone.
@@ -122,17 +123,23 @@ pub fn find_model(name: &str) -> Result<PathBuf, ModelError> {
         .map_err(|e| not_found(format!("cannot unpack the built-in models: {e}")))
 }
 
-/// The backbone at `path` on `device`, loaded once per process and shared (every
-/// model that needs it, ensembles included, runs the same weights).
+/// The backbone at `path` on `device`, at the process's default precision
+/// ([`super::precision::default_precision`]), loaded once per process and shared (every
+/// model that needs it, ensembles included, runs the same weights). Keyed by precision
+/// too, so that `genretag bench` can load the model at fp32 and at the reduced precision.
 pub fn backbone_at(path: &Path, device: &Device) -> Result<Arc<Backbone>, ModelError> {
-    type Cache = Mutex<Vec<(PathBuf, Device, Arc<Backbone>)>>;
+    type Cache = Mutex<Vec<(PathBuf, Device, Precision, Arc<Backbone>)>>;
     static LOADED: Cache = Mutex::new(Vec::new());
+    let precision = default_precision().resolve();
     let mut loaded = LOADED.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some((_, _, b)) = loaded.iter().find(|(p, d, _)| p == path && d == device) {
+    if let Some((_, _, _, b)) = loaded
+        .iter()
+        .find(|(p, d, q, _)| p == path && d == device && *q == precision)
+    {
         return Ok(b.clone());
     }
     let b = Arc::new(Backbone::load(path, device)?);
-    loaded.push((path.to_path_buf(), device.clone(), b.clone()));
+    loaded.push((path.to_path_buf(), device.clone(), precision, b.clone()));
     Ok(b)
 }
 

@@ -6,15 +6,12 @@
 use std::time::Instant;
 
 use burn::module::Module;
-use burn::nn::conv::Conv2dConfig;
-use burn::nn::pool::MaxPool2dConfig;
-use burn::nn::{BatchNormConfig, PaddingConfig2d};
 use burn::optim::{AdamConfig, GradientsParams};
-use burn::tensor::activation::{log_softmax, relu};
+use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
-use super::models::{Batch, Net};
+use super::models::{Batch, Block2d, Net};
 
 /// One measurement.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -120,42 +117,67 @@ pub fn measure(
     }
 }
 
-/// Per-layer forward timings on the benchmark's shapes (`bench-train --profile`).
-pub fn layer_timings(device: &Device, batch: usize) {
+/// One block's forward and backward times, fused and through burn's separate operations.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LayerTiming {
+    /// `cin->cout HxW`.
+    pub layer: String,
+    /// Milliseconds, burn's operations (convolution, batch norm, ReLU, max-pool).
+    pub unfused_forward_ms: f64,
+    /// Milliseconds of the backward pass through them.
+    pub unfused_backward_ms: f64,
+    /// Milliseconds, the fused block.
+    pub fused_forward_ms: f64,
+    /// Milliseconds of its backward pass.
+    pub fused_backward_ms: f64,
+}
+
+/// Per-block forward and backward times on the benchmark's shapes (`bench-train
+/// --profile`): each block of `widths` alone, in training mode, fused and unfused. The
+/// backward time includes a weighted sum's (one pass over the block's output).
+pub fn layer_timings(device: &Device, batch: usize, widths: &[usize]) -> Vec<LayerTiming> {
+    let ad = device.clone().autodiff();
+    ad.seed(3);
     let [mut h, mut w] = INPUT;
     let mut c_in = 1;
-    for &c in &WIDTHS {
-        let x: Tensor<4> =
-            Tensor::random([batch, c_in, h, w], Distribution::Normal(0.0, 1.0), device);
-        let bconv = Conv2dConfig::new([c_in, c], [3, 3])
-            .with_padding(PaddingConfig2d::Same)
-            .init(device);
-        let bn = BatchNormConfig::new(c).init(device);
-        let pool = MaxPool2dConfig::new([2, 2]).init();
-        let time = |f: &dyn Fn() -> Tensor<4>| {
-            let _ = f().into_data();
-            let t = Instant::now();
-            for _ in 0..3 {
-                let _ = f().into_data();
+    let mut rows = Vec::new();
+    for (i, &c) in widths.iter().enumerate() {
+        let block = Block2d::new(c_in, c, true, Some([h, w]), &ad);
+        let x: Tensor<4> = Tensor::random([batch, c_in, h, w], Distribution::Normal(0.0, 1.0), &ad);
+        // As in the network, the first block's input needs no gradient.
+        let x = if i > 0 { x.require_grad() } else { x };
+        let time = |fused: bool| -> (f64, f64) {
+            let (mut fwd, mut bwd) = (Vec::new(), Vec::new());
+            for rep in 0..4 {
+                let t = Instant::now();
+                let y = if fused {
+                    block.forward(x.clone())
+                } else {
+                    block.forward_unfused(x.clone())
+                };
+                let t1 = t.elapsed().as_secs_f64();
+                let r = y.ones_like();
+                let _ = (y * r).sum().backward();
+                if rep > 0 {
+                    fwd.push(t1 * 1e3);
+                    bwd.push((t.elapsed().as_secs_f64() - t1) * 1e3);
+                }
             }
-            t.elapsed().as_secs_f64() / 3.0 * 1e3
+            (median(&mut fwd), median(&mut bwd))
         };
-        let y = bconv.forward(x.clone());
-        let t_conv = time(&|| bconv.forward(x.clone()));
-        let t_bn = time(&|| bn.forward(y.clone()));
-        let t_relu = time(&|| relu(y.clone()));
-        let t_pool = time(&|| pool.forward(y.clone()));
-        let xs = x.clone();
-        let t_pad = time(&|| {
-            xs.clone()
-                .swap_dims(0, 1)
-                .pad([(1, 1), (1, 1)], burn::tensor::ops::PadMode::Constant(0.0))
+        let (uf, ub) = time(false);
+        let (ff, fb) = time(true);
+        rows.push(LayerTiming {
+            layer: format!("{c_in}->{c} {h}x{w}"),
+            unfused_forward_ms: uf,
+            unfused_backward_ms: ub,
+            fused_forward_ms: ff,
+            fused_backward_ms: fb,
         });
-        eprintln!(
-            "{c_in}->{c} {h}x{w}: conv {t_conv:.1} ms, batch norm {t_bn:.1}, relu {t_relu:.1}, max-pool {t_pool:.1}, pad {t_pad:.1}"
-        );
+        let k = super::models::pool_kernel([h, w]);
+        h /= k[0];
+        w /= k[1];
         c_in = c;
-        h /= 2;
-        w /= 2;
     }
+    rows
 }

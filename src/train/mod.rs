@@ -6,6 +6,8 @@
 //! app's training tab drive it through [`run`].
 
 pub mod bench;
+pub mod conv_block;
+pub mod conv_kernels;
 pub mod dataset;
 pub mod features;
 pub mod forest;
@@ -19,6 +21,7 @@ pub mod report;
 pub mod run;
 pub mod saved;
 pub mod search;
+pub mod simd;
 pub mod trainer;
 
 pub use dataset::{Dataset, Item, Split, SplitError};

@@ -218,8 +218,8 @@ pub struct Block2d {
     pool: Option<MaxPool2d>,
 }
 
-/// 3x3 convolution with "same" padding (burn's; a hand-written im2col + GEMM version
-/// measured slower to train on this CPU backend, see the README's Speed section).
+/// 3x3 convolution with "same" padding (its weights and bias; the blocks run it fused
+/// with batch norm, ReLU and pooling, see [`super::conv_block`]).
 fn conv3x3(c_in: usize, c_out: usize, device: &Device) -> Conv2d {
     Conv2dConfig::new([c_in, c_out], [3, 3])
         .with_padding(PaddingConfig2d::Same)
@@ -228,7 +228,7 @@ fn conv3x3(c_in: usize, c_out: usize, device: &Device) -> Conv2d {
 
 /// The 2x2 pool of a block, halving only the dimensions of at least 2 (so short
 /// inputs such as 20 MFCCs survive five blocks).
-fn pool_kernel(hw: [usize; 2]) -> [usize; 2] {
+pub fn pool_kernel(hw: [usize; 2]) -> [usize; 2] {
     hw.map(|d| if d >= 2 { 2 } else { 1 })
 }
 
@@ -242,7 +242,15 @@ fn pooled(mut hw: [usize; 2], blocks: usize) -> [usize; 2] {
 }
 
 impl Block2d {
-    fn new(c_in: usize, c_out: usize, bn: bool, pool: Option<[usize; 2]>, device: &Device) -> Self {
+    /// A block: `c_in -> c_out` channels, optional batch norm, optional pooling over an
+    /// input of `pool` size (see [`pool_kernel`]).
+    pub fn new(
+        c_in: usize,
+        c_out: usize,
+        bn: bool,
+        pool: Option<[usize; 2]>,
+        device: &Device,
+    ) -> Self {
         Self {
             conv: conv3x3(c_in, c_out, device),
             bn: bn.then(|| BatchNormConfig::new(c_out).init(device)),
@@ -250,16 +258,15 @@ impl Block2d {
         }
     }
 
-    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let mut y = self.conv.forward(x);
-        if let Some(bn) = &self.bn {
-            y = bn.forward(y);
-        }
-        let y = relu(y);
-        match &self.pool {
-            Some(p) => p.forward(y),
-            None => y,
-        }
+    /// `pool(relu(bn(conv(x))))`, fused into one operation with its own backward pass on
+    /// the CPU backend ([`super::conv_block`]).
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        super::conv_block::conv_block(x, &self.conv, self.bn.as_ref(), self.pool.as_ref())
+    }
+
+    /// The same block through burn's separate operations (tests and benchmarks).
+    pub fn forward_unfused(&self, x: Tensor<4>) -> Tensor<4> {
+        super::conv_block::conv_block_reference(x, &self.conv, self.bn.as_ref(), self.pool.as_ref())
     }
 }
 

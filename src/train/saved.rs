@@ -195,6 +195,13 @@ impl SavedModel {
             let path = crate::ml::shipped::find_model(crate::ml::shipped::BACKBONE_FILE)?;
             let bytes = std::fs::read(&path).map_err(|source| ModelError::Io { path, source })?;
             h.update(&bytes);
+            // And its precision: an int16 backbone's answers differ (slightly) from fp32's,
+            // so they must not share cached analyses. fp32 keeps the id it always had.
+            if let Some(bb) = &backbone
+                && bb.precision() != crate::ml::Precision::Fp32
+            {
+                h.update(bb.precision().name().as_bytes());
+            }
         }
         let mut me = Self {
             file,
