@@ -3,6 +3,8 @@
 # `classify --jsonl --files-from` over N generated tiny WAV files (0.25 s tones), for
 # each N given, printing peak RSS (GNU time) and the wall time.
 # Usage: scripts/batch_rss.sh [N...]   (default: 1000 10000)
+#   SHARD=K/M scripts/batch_rss.sh 100000   lists all N inputs but analyses one shard of
+#                                           them (to measure a long input list quickly)
 # Needs target/release/genretag. Files go to target/batch-rss (N * 4.4 KB).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,9 +35,10 @@ PY
   fi
   find "$dir" -name '*.wav' -print0 >"$WORK/list-$n"
   /usr/bin/time -f "%M %e" -o "$WORK/time-$n" \
-    "$BIN" classify --jsonl --no-cache --files-from "$WORK/list-$n" -0 >"$WORK/out-$n.jsonl" 2>/dev/null || true
+    "$BIN" classify --jsonl --no-cache --files-from "$WORK/list-$n" -0 ${SHARD:+--shard "$SHARD"} \
+    >"$WORK/out-$n.jsonl" 2>/dev/null || true
   read -r rss secs <"$WORK/time-$n"
   lines=$(grep -c '"type":"track"' "$WORK/out-$n.jsonl" || true)
-  printf 'inputs %7d   track lines %7d   peak RSS %6.1f MiB   %7.1f s   load %s\n' \
-    "$n" "$lines" "$(awk "BEGIN{print $rss / 1024}")" "$secs" "$(cut -d' ' -f1-3 /proc/loadavg)"
+  printf 'inputs %7d %s  track lines %7d   peak RSS %6.1f MiB   %7.1f s   load %s\n' \
+    "$n" "${SHARD:+(shard $SHARD)}" "$lines" "$(awk "BEGIN{print $rss / 1024}")" "$secs" "$(cut -d' ' -f1-3 /proc/loadavg)"
 done

@@ -522,9 +522,18 @@ impl FeatureStore {
             Shift::Clean => String::new(),
             s => format!("-{}", s.name()),
         };
+        // Backbone outputs depend on its arithmetic: int16 and fp32 features never mix
+        // (fp32 keeps the names caches had before reduced precision existed).
+        let precision = match &self.backbone {
+            Some(b) if repr.needs_backbone() => match b.precision().resolve() {
+                crate::ml::Precision::Fp32 => String::new(),
+                p => format!("-{}", p.name()),
+            },
+            _ => String::new(),
+        };
         self.cache.as_ref().map(|d| {
             d.join(format!(
-                "{hash}-{}-{}{shift}-v1.f32",
+                "{hash}-{}-{}{shift}{precision}-v1.f32",
                 repr.name(),
                 self.windowing.key()
             ))
