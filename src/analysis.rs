@@ -206,13 +206,25 @@ pub struct AnalyseOptions {
     pub max_patches: Option<usize>,
     /// Tracks analysed together (the backbone sees all their patches in one batch).
     pub batch_tracks: usize,
+    /// Adaptive listening: look at [`FIRST_LOOK_PATCHES`] spread patches first and keep
+    /// that answer when it is already a genre at [`SETTLED_PROBABILITY`] or more; only
+    /// other tracks are analysed with every kept patch.
+    pub adaptive: bool,
 }
+
+/// Patches of the first look of adaptive listening.
+pub const FIRST_LOOK_PATCHES: usize = 4;
+
+/// A first look that names a genre at least this probably (calibrated) is kept. Chosen
+/// on the dev clips (grouped-CV rows, see models/README.md): see `docs/speed.md`.
+pub const SETTLED_PROBABILITY: f32 = 0.9;
 
 impl Default for AnalyseOptions {
     fn default() -> Self {
         Self {
             max_patches: Some(DEFAULT_MAX_PATCHES),
             batch_tracks: 4,
+            adaptive: false,
         }
     }
 }
@@ -256,10 +268,15 @@ impl Analyzer {
     /// every patch).
     pub fn cache_key(&self) -> String {
         let id = self.model.id();
-        match self.options.max_patches {
+        let heard = match self.options.max_patches {
             Some(DEFAULT_MAX_PATCHES) => id.to_string(),
             Some(n) => format!("{id}/patches={n}"),
             None => format!("{id}/patches=all"),
+        };
+        if self.options.adaptive {
+            format!("{heard}/adaptive")
+        } else {
+            heard
         }
     }
 
@@ -271,8 +288,55 @@ impl Analyzer {
         }
     }
 
-    /// Analyse tracks already heard (one model call for all of them).
+    /// Analyse tracks already heard (one model call for all of them; two with adaptive
+    /// listening, the second only for tracks the first look did not settle).
     pub fn analyse_heard(&self, heard: &[&Heard]) -> Result<Vec<TrackAnalysis>, ModelError> {
+        if !self.options.adaptive || self.model.listening() != Listening::Patches {
+            return self.analyse_every_patch(heard);
+        }
+        // First look: a few patches spread over what was kept.
+        let firsts: Vec<Option<Heard>> = heard
+            .iter()
+            .map(|h| {
+                let n = h.len();
+                (n > FIRST_LOOK_PATCHES).then(|| {
+                    let keep: Vec<usize> = (0..FIRST_LOOK_PATCHES)
+                        .map(|j| ((2 * j + 1) * n) / (2 * FIRST_LOOK_PATCHES))
+                        .collect();
+                    h.subset(&keep)
+                })
+            })
+            .collect();
+        let looked: Vec<&Heard> = firsts.iter().flatten().collect();
+        let mut first = self.analyse_every_patch(&looked)?.into_iter();
+        let mut out: Vec<Option<TrackAnalysis>> = Vec::with_capacity(heard.len());
+        let mut again = Vec::new();
+        for (i, f) in firsts.iter().enumerate() {
+            let settled = match f {
+                Some(_) => first.next().filter(|a| {
+                    matches!(a.verdict, Verdict::Genre { probability, .. }
+                        if probability >= SETTLED_PROBABILITY)
+                }),
+                None => None,
+            };
+            if settled.is_none() {
+                again.push(i);
+            }
+            out.push(settled);
+        }
+        let rest: Vec<&Heard> = again.iter().map(|&i| heard[i]).collect();
+        for (i, a) in again.into_iter().zip(self.analyse_every_patch(&rest)?) {
+            out[i] = Some(a);
+        }
+        out.into_iter()
+            .map(|a| a.ok_or_else(|| ModelError::Other("the model gave no result".into())))
+            .collect()
+    }
+
+    fn analyse_every_patch(&self, heard: &[&Heard]) -> Result<Vec<TrackAnalysis>, ModelError> {
+        if heard.is_empty() {
+            return Ok(Vec::new());
+        }
         let outs = self.model.analyse(heard)?;
         let labels = self.model.labels().to_vec();
         Ok(heard

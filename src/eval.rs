@@ -32,6 +32,8 @@ pub struct EvalOptions {
     pub min_prob: Option<f32>,
     /// Patches per track (`None`: all).
     pub max_patches: Option<usize>,
+    /// Adaptive listening ([`AnalyseOptions::adaptive`]).
+    pub adaptive: bool,
 }
 
 /// The outcome of one track.
@@ -81,6 +83,7 @@ pub fn evaluate(
         model.clone(),
         AnalyseOptions {
             max_patches: opts.max_patches,
+            adaptive: opts.adaptive,
             ..AnalyseOptions::default()
         },
     );

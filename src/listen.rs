@@ -81,6 +81,29 @@ pub struct Heard {
 }
 
 impl Heard {
+    /// The same track with only the kept patches at positions `keep` (in order), for a
+    /// first, cheaper look at it. The whole-signal copy is not carried.
+    pub fn subset(&self, keep: &[usize]) -> Heard {
+        let mut patches = Vec::with_capacity(keep.len() * PATCH_FRAMES * MUSICNN_N_MELS);
+        for &k in keep {
+            patches.extend_from_slice(self.patch(k));
+        }
+        Heard {
+            path: self.path.clone(),
+            patches,
+            indices: keep.iter().map(|&k| self.indices[k]).collect(),
+            patch_db: self.patch_db.clone(),
+            total_patches: self.total_patches,
+            samples_16k: None,
+            duration_s: self.duration_s,
+            active_s: self.active_s,
+            sample_rate_hz: self.sample_rate_hz,
+            codec: self.codec.clone(),
+            skipped_packets: self.skipped_packets,
+            padded: self.padded,
+        }
+    }
+
     /// Number of kept patches.
     pub fn len(&self) -> usize {
         self.indices.len()

@@ -99,3 +99,41 @@ fn issue10_tag_accepts_every_model_classify_does_and_retraining_is_never_served_
     let again = json(&["classify", "--json", "--model", &run_s], &[&music]);
     assert_eq!(again["model"]["id"].as_str(), Some(id2.as_str()));
 }
+
+#[test]
+fn issue12_adaptive_listening_stops_early_only_when_settled() {
+    let Some(gtzan) = crate::common::shared("data/gtzan") else {
+        return;
+    };
+    let clips: Vec<std::path::PathBuf> = ["blues", "classical", "metal", "reggae"]
+        .iter()
+        .map(|g| gtzan.join(g).join(format!("{g}.00001.flac")))
+        .collect();
+    let refs: Vec<&Path> = clips.iter().map(|p| p.as_path()).collect();
+    let fixed = json(&["classify", "--json", "--no-cache"], &refs);
+    let adaptive = json(&["classify", "--json", "--no-cache", "--adaptive"], &refs);
+    let mut early = 0;
+    for (f, a) in fixed["tracks"]
+        .as_array()
+        .expect("tracks")
+        .iter()
+        .zip(adaptive["tracks"].as_array().expect("tracks"))
+    {
+        assert_eq!(f["path"], a["path"]);
+        assert_eq!(f["patches"][0], 10, "{f}");
+        let looked = a["patches"][0].as_u64().expect("patches");
+        if looked == 4 {
+            // Stopped after the first look: only with a genre at >= 90 %, and the same
+            // genre the full listening gives.
+            early += 1;
+            assert_eq!(a["decision"]["kind"], "genre", "{a}");
+            assert!(a["decision"]["probability"].as_f64().expect("p") >= 0.9, "{a}");
+            assert_eq!(a["decision"]["label"], f["decision"]["label"], "{a} vs {f}");
+        } else {
+            // Not settled: listened to everything, exactly as without --adaptive.
+            assert_eq!(looked, 10, "{a}");
+            assert_eq!(a["decision"], f["decision"]);
+        }
+    }
+    assert!(early > 0, "clear GTZAN clips settle after the first look");
+}

@@ -65,6 +65,10 @@ pub struct ClassifyArgs {
     /// Analyse every 3 s patch instead of at most `--max-patches` spread ones.
     #[arg(long)]
     pub all_patches: bool,
+    /// Adaptive listening: look at 4 spread patches first and stop there when the model
+    /// already names a genre at >= 90 %; other tracks get every patch.
+    #[arg(long)]
+    pub adaptive: bool,
     /// Patches analysed per track (spread over it, intro and outro left out) unless
     /// `--all-patches`.
     #[arg(long, default_value_t = DEFAULT_MAX_PATCHES, value_parser = clap::value_parser!(u32).range(1..).map(|v| v as usize))]
@@ -428,6 +432,7 @@ fn run_classify(args: ClassifyArgs, device: &Device) -> anyhow::Result<u8> {
         model.clone(),
         AnalyseOptions {
             max_patches: (!args.all_patches).then_some(args.max_patches),
+            adaptive: args.adaptive,
             ..AnalyseOptions::default()
         },
     );

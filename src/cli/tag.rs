@@ -59,6 +59,9 @@ pub struct TagArgs {
     /// Existing genres never removed (comma-separated).
     #[arg(long, value_delimiter = ',')]
     pub protect: Vec<String>,
+    /// Adaptive listening (see `classify --adaptive`).
+    #[arg(long, conflicts_with = "from_jsonl")]
+    pub adaptive: bool,
     /// Write ID3v2.3 (genres joined with "; ") instead of ID3v2.4.
     #[arg(long)]
     pub id3v23: bool,
@@ -449,7 +452,13 @@ fn run_tag(args: TagArgs, device: &Device, log: &mut WriteLog) -> anyhow::Result
         return Ok(EXIT_FATAL);
     }
     let analyzer = model.as_ref().map(|m| {
-        let a = Analyzer::new(m.clone(), AnalyseOptions::default());
+        let a = Analyzer::new(
+            m.clone(),
+            AnalyseOptions {
+                adaptive: args.adaptive,
+                ..AnalyseOptions::default()
+            },
+        );
         match args.min_prob {
             Some(p) => a.with_threshold(p),
             None => a,

@@ -623,6 +623,9 @@ pub struct EvalArgs {
     /// Analyse every 3 s patch (default: at most 10, as classify does).
     #[arg(long)]
     pub all_patches: bool,
+    /// Adaptive listening (see `classify --adaptive`).
+    #[arg(long)]
+    pub adaptive: bool,
     /// Report folder.
     #[arg(long)]
     pub out: PathBuf,
@@ -639,6 +642,7 @@ pub fn run_eval(a: EvalArgs, device: &Device) -> anyhow::Result<u8> {
         stability: a.stability,
         min_prob: a.min_prob,
         max_patches: (!a.all_patches).then_some(crate::analysis::DEFAULT_MAX_PATCHES),
+        adaptive: a.adaptive,
     };
     let report =
         crate::eval::evaluate(model, &a.data.source()?, split.as_ref(), &opts, &mut |e| {

@@ -256,6 +256,7 @@ fn analyse_loop(
             AnalyseOptions {
                 max_patches: None,
                 batch_tracks: 1,
+                adaptive: false,
             },
         );
         let r = std::panic::catch_unwind(AssertUnwindSafe(|| {
