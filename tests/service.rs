@@ -127,7 +127,10 @@ fn issue12_adaptive_listening_stops_early_only_when_settled() {
             // genre the full listening gives.
             early += 1;
             assert_eq!(a["decision"]["kind"], "genre", "{a}");
-            assert!(a["decision"]["probability"].as_f64().expect("p") >= 0.9, "{a}");
+            assert!(
+                a["decision"]["probability"].as_f64().expect("p") >= 0.9,
+                "{a}"
+            );
             assert_eq!(a["decision"]["label"], f["decision"]["label"], "{a} vs {f}");
         } else {
             // Not settled: listened to everything, exactly as without --adaptive.
