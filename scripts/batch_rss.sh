@@ -37,7 +37,8 @@ PY
   /usr/bin/time -f "%M %e" -o "$WORK/time-$n" \
     "$BIN" classify --jsonl --no-cache --files-from "$WORK/list-$n" -0 ${SHARD:+--shard "$SHARD"} \
     >"$WORK/out-$n.jsonl" 2>/dev/null || true
-  read -r rss secs <"$WORK/time-$n"
+  # GNU time puts "Command exited with non-zero status" first when genretag exits 1.
+  read -r rss secs < <(tail -n 1 "$WORK/time-$n")
   lines=$(grep -c '"type":"track"' "$WORK/out-$n.jsonl" || true)
   printf 'inputs %7d %s  track lines %7d   peak RSS %6.1f MiB   %7.1f s   load %s\n' \
     "$n" "${SHARD:+(shard $SHARD)}" "$lines" "$(awk "BEGIN{print $rss / 1024}")" "$secs" "$(cut -d' ' -f1-3 /proc/loadavg)"

@@ -5,17 +5,20 @@
 #   the icon            ~/.local/share/icons/hicolor/{16..512}x../apps/, scalable/apps/
 #   the AppStream data  ~/.local/share/metainfo/io.github.genretag.genretag.metainfo.xml
 # Usage: scripts/install.sh [--prefix DIR] [--no-build] [--uninstall]
-#   --prefix DIR   install under DIR instead of ~/.local (DIR/bin, DIR/share)
+#   --prefix DIR   install under DIR/bin and DIR/share instead of ~/.local/bin and
+#                  $XDG_DATA_HOME (default ~/.local/share)
 #   --no-build     use the existing target/release/genretag
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PREFIX="${XDG_DATA_HOME:+${XDG_DATA_HOME%/share}}"
-PREFIX="${PREFIX:-$HOME/.local}"
+PREFIX="$HOME/.local"
+GIVEN_PREFIX=0
 BUILD=1
 UNINSTALL=0
 while [ $# -gt 0 ]; do
   case "$1" in
-    --prefix) PREFIX="$2"; shift 2 ;;
+    --prefix)
+      [ $# -ge 2 ] || { echo "--prefix needs a folder" >&2; exit 2; }
+      PREFIX="$2"; GIVEN_PREFIX=1; shift 2 ;;
     --no-build) BUILD=0; shift ;;
     --uninstall) UNINSTALL=1; shift ;;
     *) echo "unknown option: $1" >&2; exit 2 ;;
@@ -23,7 +26,9 @@ while [ $# -gt 0 ]; do
 done
 ID=io.github.genretag.genretag
 BIN="$PREFIX/bin"
-SHARE="$PREFIX/share"
+# Data goes where the desktop looks: $XDG_DATA_HOME (default ~/.local/share), unless a
+# prefix was given.
+if [ "$GIVEN_PREFIX" = 1 ]; then SHARE="$PREFIX/share"; else SHARE="${XDG_DATA_HOME:-$HOME/.local/share}"; fi
 SIZES=(16 32 48 64 128 256 512)
 
 if [ "$UNINSTALL" = 1 ]; then
@@ -42,7 +47,8 @@ fi
 install -Dm755 target/release/genretag "$BIN/genretag"
 # The entry runs the installed binary by its full path (~/.local/bin may not be on PATH).
 mkdir -p "$SHARE/applications"
-sed "s|^Exec=genretag |Exec=$BIN/genretag |" "assets/$ID.desktop" >"$SHARE/applications/$ID.desktop"
+# Quoted for the desktop entry spec, should the path hold spaces.
+sed "s|^Exec=genretag |Exec=\"$BIN/genretag\" |" "assets/$ID.desktop" >"$SHARE/applications/$ID.desktop"
 install -Dm644 assets/$ID.metainfo.xml "$SHARE/metainfo/$ID.metainfo.xml"
 install -Dm644 assets/genretag.svg "$SHARE/icons/hicolor/scalable/apps/$ID.svg"
 for s in "${SIZES[@]}"; do

@@ -48,9 +48,10 @@ for r in rows:
 t0=$(date +%s.%N)
 "$BIN" classify --jsonl --no-cache "$DIR" >"$WORK/single.jsonl" 2>/dev/null || true
 t1=$(date +%s.%N)
-seq 1 "$N" | parallel -j "$N" \
-  "$BIN" classify --jsonl --no-cache --shard {}/"$N" --shard-root "$DIR" "$DIR" 2>/dev/null \
-  >"$WORK/parallel.jsonl" || true
+# -q: parallel passes each word as it is (paths with spaces), no shell re-parsing.
+seq 1 "$N" | parallel -q -j "$N" \
+  "$BIN" classify --jsonl --no-cache --shard "{}/$N" --shard-root "$DIR" "$DIR" \
+  >"$WORK/parallel.jsonl" 2>/dev/null || true
 t2=$(date +%s.%N)
 target/venv-ray/bin/python scripts/scale_ray.py "$BIN" "$DIR" "$N" >"$WORK/ray.jsonl" 2>"$WORK/ray.stderr"
 t3=$(date +%s.%N)

@@ -273,10 +273,14 @@ impl Analyzer {
             Some(n) => format!("{id}/patches={n}"),
             None => format!("{id}/patches=all"),
         };
-        if self.options.adaptive {
-            format!("{heard}/adaptive")
-        } else {
-            heard
+        match (
+            self.options.adaptive,
+            self.rule.threshold > SETTLED_PROBABILITY,
+        ) {
+            (false, _) => heard,
+            (true, false) => format!("{heard}/adaptive"),
+            // A first look kept at 0.9 is not kept under a stricter threshold.
+            (true, true) => format!("{heard}/adaptive@{:.3}", self.rule.threshold),
         }
     }
 
@@ -434,6 +438,9 @@ impl Analyzer {
     }
 }
 
+/// Files looked up in the cache at a time before the ones missing are analysed.
+pub const CACHE_CHUNK: usize = 64;
+
 /// The cache side of the service: analyses of files kept in the library database,
 /// keyed by the file's content and the model's id.
 pub struct Cached<'a> {
@@ -454,9 +461,11 @@ impl<'a> Cached<'a> {
             .library
             .cached_analysis(path, &self.analyzer.cache_key())?;
         Ok(json.and_then(|j| {
-            // An entry this version cannot read is a cache miss, not an error.
+            // An entry this version cannot read, or one without a decision (stored by an
+            // older genretag), is a cache miss, not an error.
             serde_json::from_str::<StoredAnalysis>(&j)
                 .ok()
+                .filter(|a| a.verdict != Verdict::Unknown)
                 .map(|mut a| {
                     a.verdict = a.verdict_with(&self.analyzer.rule);
                     a
@@ -474,29 +483,51 @@ impl<'a> Cached<'a> {
         Ok(stored)
     }
 
-    /// Analyses of `files`: cached ones at once, the rest analysed (and stored).
-    /// `each` gets (file, result, whether it came from the cache) in input order for
-    /// cached files first, then the analysed ones; it returns `false` to stop.
+    /// Analyses of `files`: cached ones at once, the rest analysed (and stored), a
+    /// chunk of [`CACHE_CHUNK`] files at a time so that results start coming before
+    /// every file has been looked up. `each` gets (file, result, whether it came from
+    /// the cache): within a chunk, cached files first, then the analysed ones in input
+    /// order; it returns `false` to stop. A cache that cannot be written (a read-only or
+    /// full database) costs the cache, not the analysis: one warning, and the results
+    /// still come.
     pub fn get_or_analyse(
         &self,
         files: Vec<PathBuf>,
         mut each: impl FnMut(PathBuf, Result<StoredAnalysis, Error>, bool) -> bool,
     ) {
-        let mut missing = Vec::new();
-        for f in files {
-            match self.get(&f) {
-                Ok(Some(a)) => {
-                    if !each(f, Ok(a), true) {
-                        return;
+        let mut warned = false;
+        let mut files = files.into_iter().peekable();
+        while files.peek().is_some() {
+            let mut missing = Vec::new();
+            for f in files.by_ref().take(CACHE_CHUNK) {
+                match self.get(&f) {
+                    Ok(Some(a)) => {
+                        if !each(f, Ok(a), true) {
+                            return;
+                        }
                     }
+                    _ => missing.push(f),
                 }
-                _ => missing.push(f),
+            }
+            let mut go_on = true;
+            self.analyzer.analyse_all(missing, |path, r| {
+                let r = r.map(|a| match self.put(&a) {
+                    Ok(stored) => stored,
+                    Err(e) => {
+                        if !warned {
+                            eprintln!("warning: analyses are not cached ({e})");
+                            warned = true;
+                        }
+                        StoredAnalysis::from(&a)
+                    }
+                });
+                go_on = each(path, r, false);
+                go_on
+            });
+            if !go_on {
+                return;
             }
         }
-        self.analyzer.analyse_all(missing, |path, r| {
-            let r = r.and_then(|a| self.put(&a));
-            each(path, r, false)
-        });
     }
 }
 

@@ -273,7 +273,13 @@ fn issue13_tag_from_jsonl_writes_what_was_classified_and_undoes() {
     std::fs::create_dir(&music).expect("mkdir");
     let mut flacs = Vec::new();
     for (i, s) in src.iter().enumerate() {
-        let f = music.join(format!("t{i}.flac"));
+        // The second name is not UTF-8 (Latin-1 "café"): it must survive the JSON lines.
+        let f = if i == 0 {
+            music.join("t0.flac")
+        } else {
+            use std::os::unix::ffi::OsStrExt;
+            music.join(std::ffi::OsStr::from_bytes(b"caf\xe9.flac"))
+        };
         assert!(ffmpeg(s, &f, &["-metadata", "genre=Old"]));
         flacs.push(f);
     }
@@ -293,10 +299,24 @@ fn issue13_tag_from_jsonl_writes_what_was_classified_and_undoes() {
     let results = dir.path().join("results.jsonl");
     let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
     std::fs::write(&results, &text).expect("write results");
+    // The exact path of a line: path_bytes (hex) when the name is not UTF-8.
+    let line_path = |l: &Value| -> PathBuf {
+        match l["path_bytes"].as_str() {
+            Some(hex) => {
+                use std::os::unix::ffi::OsStrExt;
+                let bytes: Vec<u8> = (0..hex.len())
+                    .step_by(2)
+                    .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
+                    .collect();
+                PathBuf::from(std::ffi::OsStr::from_bytes(&bytes))
+            }
+            None => PathBuf::from(l["path"].as_str().expect("path")),
+        }
+    };
     let expect = |p: &Path| -> Option<String> {
         let l = lines
             .iter()
-            .find(|l| l["path"] == p.display().to_string())
+            .find(|l| l["type"] == "track" && line_path(l) == p)
             .expect("classified");
         let label = l["decision"]["label"].as_str()?;
         l["genres"]
@@ -308,6 +328,37 @@ fn issue13_tag_from_jsonl_writes_what_was_classified_and_undoes() {
     };
 
     let db = dir.path().join("lib.sqlite3");
+    // A preview from a pipe (standard input), and one with a stricter --min-prob: the
+    // tones' recorded decisions are below 0.9999, so they become unsure.
+    let preview = |extra: &[&str]| -> Value {
+        let mut child = genretag()
+            .args(["tag", "--jsonl", "--from-jsonl", "-", "--db"])
+            .arg(&db)
+            .args(extra)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("runs");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(text.as_bytes())
+            .expect("feed");
+        let out = child.wait_with_output().expect("done");
+        assert!(out.status.success());
+        let last = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .last()
+            .map(|l| serde_json::from_str::<Value>(l).expect("json"))
+            .expect("a summary");
+        last["summary"].clone()
+    };
+    assert_eq!(preview(&[])["would_tag"], 2);
+    let strict = preview(&["--min-prob", "0.9999"]);
+    assert_eq!(strict["would_tag"], 0, "{strict}");
+    assert_eq!(strict["unsure"], 3, "{strict}");
+
     let out = genretag()
         .args(["tag", "--write", "--jsonl", "--from-jsonl"])
         .arg(&results)
@@ -345,18 +396,33 @@ fn issue13_tag_from_jsonl_writes_what_was_classified_and_undoes() {
         assert_eq!(ffprobe_genre(f), "Old", "{}", f.display());
     }
 
-    // A truncated results file (a killed classify) names the bad line.
+    // A results file whose last line was cut (a killed classify): the whole lines are
+    // used and the cut one is reported; a bad line in the middle is an error naming it.
+    let first_line = text.find('\n').expect("lines") + 1;
     let cut = dir.path().join("cut.jsonl");
-    std::fs::write(&cut, &text[..text.len() / 2]).expect("write");
+    std::fs::write(&cut, &text[..first_line + 10]).expect("write");
     let out = genretag()
-        .args(["tag", "--from-jsonl"])
+        .args(["tag", "--json", "--from-jsonl"])
         .arg(&cut)
         .arg("--db")
         .arg(&db)
         .output()
         .expect("runs");
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("incomplete last line"));
+    let doc: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(doc["files"].as_array().map(Vec::len), Some(1), "{doc}");
+    let bad = dir.path().join("bad.jsonl");
+    std::fs::write(&bad, format!("{{oops\n{text}")).expect("write");
+    let out = genretag()
+        .args(["tag", "--from-jsonl"])
+        .arg(&bad)
+        .arg("--db")
+        .arg(&db)
+        .output()
+        .expect("runs");
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("cut.jsonl:"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bad.jsonl:1"));
 }
 
 #[test]
@@ -427,7 +493,7 @@ fn beet() -> Option<PathBuf> {
     if std::env::var("CI").is_ok_and(|v| v == "true") {
         panic!("CI=true but beets is not installed (scripts/setup.sh --test installs it)");
     }
-    eprintln!("SKIP: beets not installed (scripts/setup.sh --test installs it)");
+    crate::common::skip("beets not installed (scripts/setup.sh --test installs it)");
     None
 }
 
@@ -489,7 +555,7 @@ fn issue13_beets_plugin_round_trip() {
         beetsdir.join("config.yaml"),
         format!(
             "directory: {lib}\nlibrary: {db}\npluginpath: [{plugin}]\nplugins: [genretag]\n\
-             import:\n  copy: no\n  write: yes\n  quiet: yes\n\
+             import:\n  copy: yes\n  write: yes\n  quiet: yes\n\
              genretag:\n  binary: {bin}\n  min_prob: 0.0\n  force: yes\n",
             lib = dir.path().join("lib").display(),
             db = dir.path().join("beets.db").display(),
@@ -548,10 +614,22 @@ fn issue13_beets_plugin_round_trip() {
             assert!((0.0..=1.0).contains(&conf), "{row}");
         }
     }
-    // The genre beets stored was also written into the file (import.write).
+    // The genre beets stored was also written into the library's copy (import.write),
+    // and the source file of the copy-mode import was left alone.
     if have("ffprobe") {
-        let g = ffprobe_genre(&incoming.join("song0.mp3"));
-        assert!(names.contains(&g), "{g}");
+        let copy = beet_cmd(&["ls", "-p", "title:Song 0"]);
+        let g = ffprobe_genre(Path::new(copy.trim()));
+        assert!(names.contains(&g), "{g} in {copy}");
+        assert!(
+            copy.trim()
+                .starts_with(&dir.path().join("lib").display().to_string())
+        );
+        assert_eq!(
+            ffprobe_genre(&incoming.join("song0.mp3")),
+            "",
+            "source untouched"
+        );
+        assert_eq!(ffprobe_genre(&incoming.join("quiet.mp3")), "Old");
     }
     // `beet genretag` (forced by the config) gives the same answers again.
     beet_cmd(&["genretag"]);

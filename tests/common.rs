@@ -8,6 +8,24 @@ pub fn genretag() -> Command {
     Command::new(env!("CARGO_BIN_EXE_genretag"))
 }
 
+/// Report a skipped test (or part of one): printed, and appended to
+/// `target/tmp/test-skips.txt`, which `scripts/test.sh` counts and lists after the run
+/// (cargo's output capture would otherwise hide the message).
+pub fn skip(why: &str) {
+    eprintln!("SKIP: {why}");
+    let file = Path::new(env!("CARGO_TARGET_TMPDIR")).join("test-skips.txt");
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("unknown test")
+        .to_string();
+    let line = format!("{test}: {why}\n");
+    let _ = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(file)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, line.as_bytes()));
+}
+
 /// `../shared` beside the repository, or `None` (with a skip message) outside CI.
 /// Under CI (`CI=true`) a missing folder is a failure.
 pub fn shared(sub: &str) -> Option<PathBuf> {
@@ -23,10 +41,10 @@ pub fn shared(sub: &str) -> Option<PathBuf> {
             p.display()
         );
     }
-    eprintln!(
-        "SKIP: {} not found (tests that need ../shared are skipped outside CI)",
+    skip(&format!(
+        "{} not found (tests that need ../shared are skipped outside CI)",
         p.display()
-    );
+    ));
     None
 }
 
@@ -37,7 +55,7 @@ pub fn have(tool: &str) -> bool {
         if std::env::var("CI").is_ok_and(|v| v == "true") {
             panic!("CI=true but {tool} is not installed");
         }
-        eprintln!("SKIP: {tool} not installed");
+        skip(&format!("{tool} not installed"));
     }
     ok
 }

@@ -130,7 +130,7 @@ fn opus_is_reported_as_unsupported() {
     write_wav_sine(&wav, 440.0, 48_000, 1.0);
     let opus = dir.path().join("tone.opus");
     if !ffmpeg(&wav, &opus, &["-c:a", "libopus"]) {
-        eprintln!("SKIP: ffmpeg has no libopus");
+        crate::common::skip("ffmpeg has no libopus");
         return;
     }
     let err = audio::open(&opus).err().expect("opus is not decodable");

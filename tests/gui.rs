@@ -53,7 +53,9 @@ fn snapshot(h: &mut H, name: &str) {
                 !std::env::var("CI").is_ok_and(|v| v == "true"),
                 "CI=true but the snapshot {name} could not be rendered: {err}"
             );
-            eprintln!("SKIP: snapshot {name} not rendered (no wgpu adapter?): {err}");
+            crate::common::skip(&format!(
+                "snapshot {name} not rendered (no wgpu adapter?): {err}"
+            ));
         }
         Err(e) => panic!("snapshot {name} differs: {e:?}"),
     }

@@ -206,7 +206,7 @@ fn reduced_precision_gives_the_same_genre_as_fp32_on_generated_audio() {
         // The portable integer path gives the same bits, but in a test build it takes
         // minutes per track; the equality of the two paths is a unit test
         // (ml::quant::tests).
-        eprintln!("SKIP: no AVX-512 VNNI on this CPU");
+        crate::common::skip("no AVX-512 VNNI on this CPU");
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
@@ -293,7 +293,7 @@ fn int16_meets_the_accuracy_bar_on_dev_clips() {
         return;
     };
     if !has_vnni() {
-        eprintln!("SKIP: no AVX-512 VNNI on this CPU");
+        crate::common::skip("no AVX-512 VNNI on this CPU");
         return;
     }
     let mut files: Vec<_> = walkdir::WalkDir::new(&data)

@@ -251,7 +251,7 @@ fn issue14_owner_group_mode_and_xattrs_survive_write_and_undo() {
     let (uid, gid) = if root {
         (4321, 8765)
     } else {
-        eprintln!("SKIP (part): not root, so the foreign-owner case cannot be set up");
+        crate::common::skip("(part) not root, so the foreign-owner case cannot be set up");
         let m = std::fs::metadata(&f).expect("meta");
         (m.uid(), m.gid())
     };

@@ -31,9 +31,10 @@ pub struct TagArgs {
     /// Which files (paths, `--files-from`, `--shard`).
     #[command(flatten)]
     pub inputs: Inputs,
-    /// Tag from a finished `classify --jsonl` run instead of analysing (e.g. the
-    /// concatenated outputs of a sharded run): the same preview, journal and undo. The
-    /// decisions recorded there are used as they are ("unsure" tracks are left alone).
+    /// Tag from a finished `classify --jsonl` run (`-`: standard input) instead of
+    /// analysing (e.g. the concatenated outputs of a sharded run): the same preview,
+    /// journal and undo. The decisions recorded there are used ("unsure" tracks are left
+    /// alone); `--min-prob` can only make them stricter.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["paths", "files_from", "model"])]
     pub from_jsonl: Option<PathBuf>,
     /// Write the tags. Without it, only preview what would change.
@@ -235,10 +236,11 @@ pub(super) fn report_fatal(
             "maybe_written": in_flight.map(JsonPath),
         })
     };
+    // A closed standard output (`| head`) must not turn the error into a panic.
     if json == JsonMode::Document {
-        println!("{:#}", doc());
+        let _ = writeln!(std::io::stdout().lock(), "{:#}", doc());
     } else if json == JsonMode::Lines {
-        println!("{}", doc());
+        let _ = writeln!(std::io::stdout().lock(), "{}", doc());
     } else if !written.is_empty() || in_flight.is_some() {
         eprintln!(
             "{} file(s) were written before the error; `genretag undo` reverts them once the \
@@ -306,35 +308,64 @@ struct ClassifiedGenre {
     probability: f32,
 }
 
-/// Read `classify --jsonl` output: `(path, judged, model id)` for each track line in
-/// `visit`; summary lines are skipped; a line that is not valid JSON (e.g. the last line
-/// of a killed run) is an error naming the line.
+/// One classified track: its path, its analysis (or why it failed), the model's id.
+type Classified = (PathBuf, Judged, String);
+
+/// Read `classify --jsonl` output (`-`: standard input) once: the track lines, and the
+/// written name of every label they mention. Summary lines are skipped. A line that is not
+/// valid JSON is an error naming it, except a last line without its newline (what a
+/// killed run can leave), which is reported and ignored.
 fn read_classified(
     file: &std::path::Path,
-    mut visit: impl FnMut(PathBuf, Judged, &str, &[ClassifiedGenre]) -> anyhow::Result<bool>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<(Vec<Classified>, BTreeMap<String, String>)> {
     use std::io::BufRead;
-    let f = std::fs::File::open(file)
-        .with_context(|| format!("cannot read the classification {}", file.display()))?;
-    for (n, line) in std::io::BufReader::new(f).lines().enumerate() {
-        let line =
-            line.with_context(|| format!("cannot read the classification {}", file.display()))?;
+    let cannot = || format!("cannot read the classification {}", file.display());
+    let reader: Box<dyn std::io::Read> = if file == std::path::Path::new("-") {
+        Box::new(std::io::stdin())
+    } else {
+        Box::new(std::fs::File::open(file).with_context(cannot)?)
+    };
+    let mut reader = std::io::BufReader::new(reader);
+    let (mut tracks, mut names) = (Vec::new(), BTreeMap::new());
+    let mut raw = Vec::new();
+    for n in 1.. {
+        raw.clear();
+        if reader.read_until(b'\n', &mut raw).with_context(cannot)? == 0 {
+            break;
+        }
+        let whole = raw.last() == Some(&b'\n');
+        let line = String::from_utf8_lossy(&raw);
         if line.trim().is_empty() {
             continue;
         }
-        let l: ClassifiedLine = serde_json::from_str(&line).with_context(|| {
-            format!(
-                "{}:{}: not a `genretag classify --jsonl` line",
-                file.display(),
-                n + 1
-            )
-        })?;
+        let l: ClassifiedLine = match serde_json::from_str(&line) {
+            Ok(l) => l,
+            Err(_) if !whole => {
+                eprintln!(
+                    "warning: {}:{n}: ignoring an incomplete last line (the run that wrote \
+                     it was stopped?)",
+                    file.display()
+                );
+                break;
+            }
+            Err(e) => {
+                return Err(anyhow::anyhow!(e).context(format!(
+                    "{}:{n}: not a `genretag classify --jsonl` line",
+                    file.display()
+                )));
+            }
+        };
         if l.kind != "track" {
             continue;
         }
         let Some(path) = crate::library::paths::from_json(&l.path, l.path_bytes.as_deref()) else {
-            anyhow::bail!("{}:{}: path_bytes is not hex", file.display(), n + 1);
+            anyhow::bail!("{}:{n}: path_bytes is not hex", file.display());
         };
+        for g in &l.genres {
+            names
+                .entry(g.label.to_lowercase())
+                .or_insert_with(|| g.name.clone());
+        }
         let judged = if l.ok {
             Ok(StoredAnalysis {
                 genres: l
@@ -349,11 +380,10 @@ fn read_classified(
         } else {
             Err(l.error.clone().unwrap_or_else(|| "failed".into()))
         };
-        if !visit(path, judged, l.model.as_str().unwrap_or(""), &l.genres)? {
-            break;
-        }
+        let model = l.model.as_str().unwrap_or("").to_string();
+        tracks.push((path, judged, model));
     }
-    Ok(())
+    Ok((tracks, names))
 }
 
 /// What `tag` prints as it goes: text, JSON lines, or (kept for) one document.
@@ -422,22 +452,16 @@ fn run_tag(args: TagArgs, device: &Device, log: &mut WriteLog) -> anyhow::Result
     {
         anyhow::bail!("--min-prob must be between 0 and 1 (got {p})");
     }
-    // The files, and (from a classification) the written names it used.
+    // The files, and (from a classification) its answers and the written names it used.
     let mut jsonl_names: BTreeMap<String, String> = BTreeMap::new();
+    let mut classified: Vec<Classified> = Vec::new();
     let (found, walk_errors, model) = match &args.from_jsonl {
         Some(file) => {
-            let mut found = Vec::new();
-            read_classified(file, |path, _, _, genres| {
-                for g in genres {
-                    jsonl_names
-                        .entry(g.label.to_lowercase())
-                        .or_insert_with(|| g.name.clone());
-                }
-                if args.inputs.selects(&path) {
-                    found.push(path);
-                }
-                Ok(true)
-            })?;
+            let (mut tracks, names) = read_classified(file)?;
+            tracks.retain(|(p, _, _)| args.inputs.selects(p));
+            jsonl_names = names;
+            let found = tracks.iter().map(|(p, _, _)| p.clone()).collect();
+            classified = tracks;
             (found, Vec::new(), None)
         }
         None => {
@@ -580,9 +604,30 @@ fn run_tag(args: TagArgs, device: &Device, log: &mut WriteLog) -> anyhow::Result
                 Ok(tags) => {
                     let refs: Vec<(&str, f32)> =
                         a.genres.iter().map(|(l, p)| (l.as_str(), *p)).collect();
-                    let mut proposal = match &a.verdict {
-                        // From a classification, its decision is the first genre
-                        // whatever --min-prob; more (--top-k) need the threshold.
+                    let verdict = match &a.verdict {
+                        // No decision recorded (an older genretag's analysis): never a
+                        // genre written on a guess.
+                        Verdict::Unknown => Verdict::Unsure {
+                            reason: "no decision recorded for it; classify it again".into(),
+                        },
+                        // From a classification: a stricter --min-prob still applies.
+                        Verdict::Genre { probability, .. }
+                            if analyzer.is_none()
+                                && args.min_prob.is_some_and(|p| *probability < p) =>
+                        {
+                            Verdict::Unsure {
+                                reason: format!(
+                                    "top genre {:.0} % is below --min-prob {:.0} %",
+                                    probability * 100.0,
+                                    threshold * 100.0
+                                ),
+                            }
+                        }
+                        v => v.clone(),
+                    };
+                    let mut proposal = match &verdict {
+                        // From a classification, its decision is the first genre; more
+                        // (--top-k) need the threshold.
                         Verdict::Genre { label, probability } if analyzer.is_none() => {
                             let mut p = policy.clone();
                             p.min_prob = probability.min(threshold);
@@ -592,7 +637,7 @@ fn run_tag(args: TagArgs, device: &Device, log: &mut WriteLog) -> anyhow::Result
                         }
                         _ => policy.propose(&tags.genres, &refs),
                     };
-                    if let Verdict::Unsure { reason } = &a.verdict {
+                    if let Verdict::Unsure { reason } = &verdict {
                         // "Unsure" is an answer: nothing is written for this track.
                         proposal.proposed = proposal.existing.clone();
                         proposal.changes = false;
@@ -600,7 +645,7 @@ fn run_tag(args: TagArgs, device: &Device, log: &mut WriteLog) -> anyhow::Result
                         proposal.reason = format!("unsure: {reason}");
                     }
                     let (status, error) = match (proposal.skipped, proposal.changes, batch) {
-                        (true, _, _) if a.verdict.is_unsure() => ("unsure", None),
+                        (true, _, _) if verdict.is_unsure() => ("unsure", None),
                         (true, _, _) => ("skipped", None),
                         (false, false, _) => ("unchanged", None),
                         (false, true, batch) => {
@@ -630,13 +675,10 @@ fn run_tag(args: TagArgs, device: &Device, log: &mut WriteLog) -> anyhow::Result
     };
     let mut fatal = None;
     match (&analyzer, &args.from_jsonl) {
-        (None, Some(file)) => {
-            read_classified(file, |path, judged, model_id, _| {
-                if args.inputs.selects(&path) {
-                    one(path, judged, model_id)?;
-                }
-                Ok(true)
-            })?;
+        (None, Some(_)) => {
+            for (path, judged, model_id) in classified {
+                one(path, judged, &model_id)?;
+            }
         }
         (Some(analyzer), _) => {
             let model_id = analyzer.model().id().to_string();

@@ -2,7 +2,8 @@
 //!
 //! Looked for, in order: `$GENRETAG_MODELS`, a `models/` folder next to the executable
 //! (or up to three folders above it: `target/release/genretag` finds the source tree's),
-//! and then the copy compiled into the binary. That copy (the backbone and the default
+//! and then the copy compiled into the binary. A folder counts only if it holds the
+//! backbone (`musicnn_msd.bpk`). That copy (the backbone and the default
 //! model, 3.3 MB) is written once to the user's cache folder
 //! (`$XDG_CACHE_HOME/genretag/models-<hash>/`) and loaded from there, so a binary
 //! installed alone (`cargo install --path .`, `scripts/install.sh`) works from any
@@ -67,31 +68,48 @@ pub fn embedded_dir() -> std::io::Result<PathBuf> {
         .unwrap_or_else(std::env::temp_dir)
         .join("genretag");
     let dir = base.join(format!("models-{:016x}", h.digest()));
-    if dir.is_dir() {
+    // A complete copy: every file there with its full length (a cache cleaner or a
+    // crash may have left less).
+    let complete = |d: &Path| {
+        EMBEDDED.iter().all(|(name, bytes)| {
+            std::fs::metadata(d.join(name)).is_ok_and(|m| m.len() == bytes.len() as u64)
+        })
+    };
+    if complete(&dir) {
         return Ok(dir);
     }
-    std::fs::create_dir_all(&base)?;
+    let at = |e: std::io::Error, p: &Path| {
+        std::io::Error::new(e.kind(), format!("{}: {e}", p.display()))
+    };
+    std::fs::create_dir_all(&base).map_err(|e| at(e, &base))?;
     let scratch = tempfile::Builder::new()
         .prefix(".models-")
-        .tempdir_in(&base)?;
+        .tempdir_in(&base)
+        .map_err(|e| at(e, &base))?;
     for (name, bytes) in EMBEDDED {
         let p = scratch.path().join(name);
         if let Some(parent) = p.parent() {
-            std::fs::create_dir_all(parent)?;
+            std::fs::create_dir_all(parent).map_err(|e| at(e, parent))?;
         }
-        std::fs::write(&p, bytes)?;
+        let mut f = std::fs::File::create(&p).map_err(|e| at(e, &p))?;
+        std::io::Write::write_all(&mut f, bytes).map_err(|e| at(e, &p))?;
+        f.sync_all().map_err(|e| at(e, &p))?;
     }
     let scratch = scratch.keep();
+    if dir.exists() {
+        // An incomplete copy: replaced by the complete one.
+        let _ = std::fs::remove_dir_all(&dir);
+    }
     match std::fs::rename(&scratch, &dir) {
         Ok(()) => Ok(dir),
         // Another process got there first: its copy is the same.
-        Err(_) if dir.is_dir() => {
+        Err(_) if complete(&dir) => {
             let _ = std::fs::remove_dir_all(&scratch);
             Ok(dir)
         }
         Err(e) => {
             let _ = std::fs::remove_dir_all(&scratch);
-            Err(e)
+            Err(at(e, &dir))
         }
     }
 }
@@ -99,8 +117,11 @@ pub fn embedded_dir() -> std::io::Result<PathBuf> {
 /// Find a shipped model file or folder by name: in [`model_dirs`], else the copy
 /// compiled into the binary.
 pub fn find_model(name: &str) -> Result<PathBuf, ModelError> {
+    // A folder counts only if it holds the backbone: an unrelated `models/default`
+    // (say `~/models` above `~/.local/bin`) is not ours.
     if let Some(p) = model_dirs()
         .into_iter()
+        .filter(|d| d.join(BACKBONE_FILE).is_file())
         .map(|d| d.join(name))
         .find(|p| p.exists())
     {

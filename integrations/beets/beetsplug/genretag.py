@@ -58,8 +58,13 @@ class GenretagPlugin(BeetsPlugin):
                 "confidence": True,
             }
         )
+        # Items this plugin changed during the current import, by id: written into
+        # their files once beets has put the files in place (never the source files of
+        # a copy-mode import).
+        self._changed = set()
         if self.config["auto"].get(bool):
             self.import_stages = [self.imported]
+            self.register_listener("import_task_files", self.files_in_place)
 
     # -- beets entry points -------------------------------------------------------
 
@@ -96,14 +101,22 @@ class GenretagPlugin(BeetsPlugin):
         return [cmd]
 
     def imported(self, session, task):
+        # Runs before beets copies or moves the files: set the fields only.
         force = self.config["force"].get(bool)
-        # As-is imports (`-A`) do not write tags themselves: write ours when the
+        for item in self.tag_items(list(task.imported_items()), force):
+            item.store()
+            self._changed.add(item.id)
+
+    def files_in_place(self, session, task):
+        # The files are where the library keeps them now. Autotagged imports write
+        # their tags themselves; as-is imports (`-A`) do not, so write ours when the
         # import is configured to write.
         write = config["import"]["write"].get(bool)
-        for item in self.tag_items(list(task.imported_items()), force):
-            if write:
-                item.try_write()
-            item.store()
+        for item in task.imported_items():
+            if item.id in self._changed:
+                self._changed.discard(item.id)
+                if write:
+                    item.try_write()
 
     # -- the work -----------------------------------------------------------------
 
@@ -116,13 +129,20 @@ class GenretagPlugin(BeetsPlugin):
         min_prob = self.config["min_prob"].get()
         if min_prob is not None and str(min_prob).strip() != "":
             cmd += ["--min-prob", str(min_prob)]
-        proc = subprocess.run(
-            cmd,
-            input=b"\0".join(paths) + b"\0",
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            check=False,
-        )
+        try:
+            proc = subprocess.run(
+                cmd,
+                input=b"\0".join(paths) + b"\0",
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                check=False,
+            )
+        except OSError as e:
+            raise ui.UserError(
+                "cannot run genretag ({}): {} (set genretag.binary in the config)".format(
+                    cmd[0], e
+                )
+            )
         if proc.returncode not in (0, 1):
             raise ui.UserError(
                 "genretag failed ({}): {}".format(
