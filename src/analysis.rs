@@ -215,8 +215,8 @@ pub struct AnalyseOptions {
 /// Patches of the first look of adaptive listening.
 pub const FIRST_LOOK_PATCHES: usize = 4;
 
-/// A first look that names a genre at least this probably (calibrated) is kept. Chosen
-/// on the dev clips (grouped-CV rows, see models/README.md): see `docs/speed.md`.
+/// A first look that names a genre at least this probably (calibrated) is kept
+/// (measured on held-out clips: docs/speed.md).
 pub const SETTLED_PROBABILITY: f32 = 0.9;
 
 impl Default for AnalyseOptions {

@@ -173,6 +173,39 @@ pub enum Error {
     /// A dataset or split could not be built.
     #[error(transparent)]
     Data(#[from] crate::train::dataset::SplitError),
+    /// A report could not be read or written.
+    #[error(transparent)]
+    Report(#[from] ReportError),
+}
+
+/// A training or evaluation report (`report.json` and its tables and plots) could not be
+/// read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// The file or folder could not be read or written.
+    #[error("cannot access the report ({source}): {}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not a report this genretag can read.
+    #[error("not a genretag report ({reason}): {}", path.display())]
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A plot could not be drawn.
+    #[error("cannot draw the plot ({reason}): {}", path.display())]
+    Plot {
+        /// The image file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// Crate result alias.

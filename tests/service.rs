@@ -110,8 +110,11 @@ fn issue12_adaptive_listening_stops_early_only_when_settled() {
         .map(|g| gtzan.join(g).join(format!("{g}.00001.flac")))
         .collect();
     let refs: Vec<&Path> = clips.iter().map(|p| p.as_path()).collect();
-    let fixed = json(&["classify", "--json", "--no-cache"], &refs);
-    let adaptive = json(&["classify", "--json", "--no-cache", "--adaptive"], &refs);
+    let fixed = json(
+        &["classify", "--json", "--no-cache", "--no-adaptive"],
+        &refs,
+    );
+    let adaptive = json(&["classify", "--json", "--no-cache"], &refs);
     let mut early = 0;
     for (f, a) in fixed["tracks"]
         .as_array()
@@ -133,7 +136,7 @@ fn issue12_adaptive_listening_stops_early_only_when_settled() {
             );
             assert_eq!(a["decision"]["label"], f["decision"]["label"], "{a} vs {f}");
         } else {
-            // Not settled: listened to everything, exactly as without --adaptive.
+            // Not settled: listened to everything, exactly as with --no-adaptive.
             assert_eq!(looked, 10, "{a}");
             assert_eq!(a["decision"], f["decision"]);
         }

@@ -65,10 +65,12 @@ pub struct ClassifyArgs {
     /// Analyse every 3 s patch instead of at most `--max-patches` spread ones.
     #[arg(long)]
     pub all_patches: bool,
-    /// Adaptive listening: look at 4 spread patches first and stop there when the model
-    /// already names a genre at >= 90 %; other tracks get every patch.
+    /// Listen to every kept patch of every track. By default listening is adaptive: 4
+    /// spread patches first, and the rest only when those do not already name a genre at
+    /// 90 % or more (same decisions on held-out clips, about half the work; see
+    /// docs/speed.md). `--segments` and `--all-patches` always listen to every patch.
     #[arg(long)]
-    pub adaptive: bool,
+    pub no_adaptive: bool,
     /// Patches analysed per track (spread over it, intro and outro left out) unless
     /// `--all-patches`.
     #[arg(long, default_value_t = DEFAULT_MAX_PATCHES, value_parser = clap::value_parser!(u32).range(1..).map(|v| v as usize))]
@@ -432,7 +434,7 @@ fn run_classify(args: ClassifyArgs, device: &Device) -> anyhow::Result<u8> {
         model.clone(),
         AnalyseOptions {
             max_patches: (!args.all_patches).then_some(args.max_patches),
-            adaptive: args.adaptive,
+            adaptive: !(args.no_adaptive || args.segments || args.all_patches),
             ..AnalyseOptions::default()
         },
     );

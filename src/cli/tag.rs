@@ -60,9 +60,10 @@ pub struct TagArgs {
     /// Existing genres never removed (comma-separated).
     #[arg(long, value_delimiter = ',')]
     pub protect: Vec<String>,
-    /// Adaptive listening (see `classify --adaptive`).
+    /// Listen to every kept patch of every track (default: adaptive, see `classify
+    /// --no-adaptive`).
     #[arg(long, conflicts_with = "from_jsonl")]
-    pub adaptive: bool,
+    pub no_adaptive: bool,
     /// Write ID3v2.3 (genres joined with "; ") instead of ID3v2.4.
     #[arg(long)]
     pub id3v23: bool,
@@ -479,7 +480,7 @@ fn run_tag(args: TagArgs, device: &Device, log: &mut WriteLog) -> anyhow::Result
         let a = Analyzer::new(
             m.clone(),
             AnalyseOptions {
-                adaptive: args.adaptive,
+                adaptive: !args.no_adaptive,
                 ..AnalyseOptions::default()
             },
         );

@@ -582,7 +582,7 @@ pub fn run(a: TrainArgs, device: &Device) -> anyhow::Result<u8> {
                 }
             );
         }
-        Report::load(&a.out).map_err(anyhow::Error::msg)?
+        Report::load(&a.out)?
     } else {
         run::train(&opts, cancel, &mut on_event)?
     };
@@ -623,7 +623,8 @@ pub struct EvalArgs {
     /// Analyse every 3 s patch (default: at most 10, as classify does).
     #[arg(long)]
     pub all_patches: bool,
-    /// Adaptive listening (see `classify --adaptive`).
+    /// Adaptive listening, as `classify` does by default (eval listens to every kept
+    /// patch unless given this).
     #[arg(long)]
     pub adaptive: bool,
     /// Report folder.
@@ -649,7 +650,7 @@ pub fn run_eval(a: EvalArgs, device: &Device) -> anyhow::Result<u8> {
             progress.event(e)
         })?;
     progress.finish();
-    report.write(&a.out).map_err(anyhow::Error::msg)?;
+    report.write(&a.out)?;
     print_summary(&report, &a.out);
     Ok(if failed_tracks(&report) > 0 {
         EXIT_PARTIAL
@@ -671,7 +672,7 @@ pub struct ReportArgs {
 /// `genretag report`: render a run's report (CSVs, plots, reliability diagram) again, into
 /// another folder.
 pub fn run_report(a: ReportArgs) -> anyhow::Result<u8> {
-    let r = Report::load(&a.run).map_err(anyhow::Error::msg)?;
+    let r = Report::load(&a.run)?;
     let own = if a.run.is_dir() {
         a.run.clone()
     } else {
@@ -680,7 +681,7 @@ pub fn run_report(a: ReportArgs) -> anyhow::Result<u8> {
     if std::path::absolute(&a.out).ok() == std::path::absolute(&own).ok() {
         bail!("--out must not be the run's own folder ({})", own.display());
     }
-    r.write(&a.out).map_err(anyhow::Error::msg)?;
+    r.write(&a.out)?;
     print_summary(&r, &a.out);
     Ok(EXIT_OK)
 }
@@ -712,7 +713,7 @@ pub fn run_compare(a: CompareArgs) -> anyhow::Result<u8> {
     let reports: Vec<Report> = a
         .runs
         .iter()
-        .map(|r| Report::load(r).map_err(anyhow::Error::msg))
+        .map(|r| Report::load(r).map_err(anyhow::Error::from))
         .collect::<anyhow::Result<_>>()?;
     let mut csv = csv::Writer::from_writer(Vec::new());
     csv.write_record([
@@ -943,7 +944,7 @@ pub fn run_ensemble(a: EnsembleArgs, device: &Device) -> anyhow::Result<u8> {
         robustness: Vec::new(),
         notes: Vec::new(),
     };
-    report.write(&a.out).map_err(anyhow::Error::msg)?;
+    report.write(&a.out)?;
     print_summary(&report, &a.out);
     Ok(EXIT_OK)
 }

@@ -498,7 +498,7 @@ pub fn train_fused(
         final_params: &final_params,
         model: &model,
     });
-    report.write(&opts.out).map_err(other)?;
+    report.write(&opts.out)?;
     Ok(report)
 }
 

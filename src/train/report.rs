@@ -1,6 +1,7 @@
 //! Report folders: `report.json` (every number, the config, the split, the curves and
 //! the test predictions), CSV tables, and the figures (drawn by [`super::plots`]).
 
+use crate::error::ReportError;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -113,24 +114,42 @@ pub fn robustness_markdown(rows: &[ShiftScore]) -> String {
 
 impl Report {
     /// Read `report.json` from a run folder (or the file itself).
-    pub fn load(path: &Path) -> Result<Self, String> {
+    pub fn load(path: &Path) -> Result<Self, ReportError> {
         let file = if path.is_dir() {
             path.join("report.json")
         } else {
             path.to_path_buf()
         };
-        let text = std::fs::read_to_string(&file)
-            .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
-        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", file.display()))
+        let text = std::fs::read_to_string(&file).map_err(|source| ReportError::Io {
+            path: file.clone(),
+            source,
+        })?;
+        serde_json::from_str(&text).map_err(|e| ReportError::Format {
+            path: file,
+            reason: e.to_string(),
+        })
     }
 
     /// Write the whole folder: JSON, CSVs, PNGs.
-    pub fn write(&self, dir: &Path) -> Result<(), String> {
-        let e = |p: &Path, err: &dyn std::fmt::Display| format!("{}: {err}", p.display());
-        std::fs::create_dir_all(dir).map_err(|err| e(dir, &err))?;
+    pub fn write(&self, dir: &Path) -> Result<(), ReportError> {
+        let io = |p: &Path| {
+            let path = p.to_path_buf();
+            move |source| ReportError::Io { path, source }
+        };
+        let plot = |p: &Path| {
+            let path = p.to_path_buf();
+            move |err: &dyn std::fmt::Display| ReportError::Plot {
+                path,
+                reason: err.to_string(),
+            }
+        };
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
         let json = dir.join("report.json");
-        let text = serde_json::to_string_pretty(self).map_err(|err| e(&json, &err))?;
-        std::fs::write(&json, text + "\n").map_err(|err| e(&json, &err))?;
+        let text = serde_json::to_string_pretty(self).map_err(|e| ReportError::Format {
+            path: json.clone(),
+            reason: e.to_string(),
+        })?;
+        std::fs::write(&json, text + "\n").map_err(io(&json))?;
         for (name, how) in [
             ("confusion.csv", Normalise::Counts),
             ("confusion_by_true.csv", Normalise::True),
@@ -138,17 +157,16 @@ impl Report {
             ("confusion_overall.csv", Normalise::All),
         ] {
             let p = dir.join(name);
-            std::fs::write(&p, confusion_csv(&self.labels, &self.track, how))
-                .map_err(|err| e(&p, &err))?;
+            std::fs::write(&p, confusion_csv(&self.labels, &self.track, how)).map_err(io(&p))?;
         }
         let p = dir.join("per_class.csv");
-        std::fs::write(&p, per_class_csv(&self.track)).map_err(|err| e(&p, &err))?;
+        std::fs::write(&p, per_class_csv(&self.track)).map_err(io(&p))?;
         let p = dir.join("history.csv");
-        std::fs::write(&p, history_csv(&self.history)).map_err(|err| e(&p, &err))?;
+        std::fs::write(&p, history_csv(&self.history)).map_err(io(&p))?;
         if !self.history.is_empty() {
             let p = dir.join("curves.png");
             plots::curves_figure(&self.history, &self.model, &p, plots::Format::Png)
-                .map_err(|err| err.to_string())?;
+                .map_err(|err| plot(&p)(&err))?;
         }
         if let Some(c) = &self.calibration {
             let p = dir.join("reliability.png");
@@ -157,11 +175,11 @@ impl Report {
                 &format!("{} - {}", self.model, self.split),
                 &p,
             )
-            .map_err(|err| e(&p, &err))?;
+            .map_err(|err| plot(&p)(&err))?;
         }
         if !self.robustness.is_empty() {
             let p = dir.join("robustness.md");
-            std::fs::write(&p, robustness_markdown(&self.robustness)).map_err(|err| e(&p, &err))?;
+            std::fs::write(&p, robustness_markdown(&self.robustness)).map_err(io(&p))?;
         }
         let p = dir.join("confusion.png");
         plots::confusion_figure(
@@ -172,7 +190,7 @@ impl Report {
             &p,
             plots::Format::Png,
         )
-        .map_err(|err| err.to_string())?;
+        .map_err(|err| plot(&p)(&err))?;
         Ok(())
     }
 }

@@ -484,7 +484,7 @@ pub fn train(
         robustness: Vec::new(),
         notes: Vec::new(),
     };
-    report.write(&opts.out).map_err(other)?;
+    report.write(&opts.out)?;
     Ok(report)
 }
 

@@ -168,9 +168,9 @@ pub fn search(
     };
     let b = &done[best].dir;
     copy_dir(&b.join("model"), &base.out.join("model")).map_err(|e| io(b, e))?;
-    let mut report = Report::load(b).map_err(ModelError::Other)?;
+    let mut report = Report::load(b)?;
     report.kind = format!("search(best of {} trials: {})", done.len(), b.display());
-    report.write(&base.out).map_err(ModelError::Other)?;
+    report.write(&base.out)?;
     let json = base.out.join("trials.json");
     let text = serde_json::to_string_pretty(&serde_json::json!({
         "mode": mode,

@@ -25,7 +25,7 @@ pub struct LoadedRun {
 
 /// Read `dir`'s report.json and check it can be shown.
 pub fn load_run(dir: &Path) -> Result<LoadedRun, String> {
-    let report = Report::load(dir)?;
+    let report = Report::load(dir).map_err(|e| e.to_string())?;
     check_report(&report).map_err(|e| format!("{}: {e}", dir.join("report.json").display()))?;
     let run_dir = if dir.is_dir() {
         dir.to_path_buf()
