@@ -521,6 +521,10 @@ impl GenretagApp {
                 widgets::per_class_table(ui, &r.track);
             }
             ui.add_space(8.0);
+            if let Some(c) = &r.calibration {
+                widgets::calibration(ui, c);
+                ui.add_space(8.0);
+            }
         }
         widgets::curves(ui, &self.training.curves);
         if browse && let Some(d) = rfd::FileDialog::new().pick_folder() {

@@ -300,6 +300,66 @@ pub fn prob_bars(ui: &mut egui::Ui, items: &[(&str, f32)]) {
     }
 }
 
+/// Calibration of a run's model: ECE before and after, the temperature, the decision
+/// threshold with its precision and coverage, and the reliability diagram (accuracy
+/// against confidence per bin; the diagonal is perfect calibration).
+pub fn calibration(ui: &mut egui::Ui, c: &crate::model::calibration::CalibrationSummary) {
+    use egui_plot::{Legend, Line, Plot, PlotPoints, Points};
+    ui.label(egui::RichText::new("Calibration and decisions").strong());
+    ui.label(format!(
+        "expected calibration error {:.3} before, {:.3} after (temperature {:.2}); over {} \
+         tracks ({})",
+        c.ece_before, c.ece_after, c.temperature, c.tracks, c.source
+    ));
+    let precision = c
+        .precision
+        .map_or_else(|| "-".to_string(), |p| format!("{:.1} %", p * 100.0));
+    ui.label(format!(
+        "answers when the top genre is at least {:.0} % sure: right {precision} of the time, \
+         on {:.0} % of tracks (the rest: unsure); aim {:.0} %",
+        c.threshold * 100.0,
+        c.coverage * 100.0,
+        c.target_precision * 100.0
+    ));
+    let pts: PlotPoints = c
+        .bins
+        .iter()
+        .filter(|b| b.count > 0)
+        .map(|b| [b.confidence as f64, b.accuracy as f64])
+        .collect();
+    let dots: PlotPoints = c
+        .bins
+        .iter()
+        .filter(|b| b.count > 0)
+        .map(|b| [b.confidence as f64, b.accuracy as f64])
+        .collect();
+    let diagonal = ui.visuals().weak_text_color();
+    Plot::new("reliability")
+        .height(200.0)
+        .width(ui.available_width().min(420.0))
+        .legend(Legend::default().position(egui_plot::Corner::LeftTop))
+        .x_axis_label("confidence (calibrated top probability)")
+        .y_axis_label("accuracy")
+        .include_x(0.0)
+        .include_x(1.0)
+        .include_y(0.0)
+        .include_y(1.0)
+        .data_aspect(1.0)
+        .allow_scroll(false)
+        .show(ui, |p| {
+            p.line(
+                Line::new("perfect", PlotPoints::from(vec![[0.0, 0.0], [1.0, 1.0]]))
+                    .color(diagonal),
+            );
+            p.line(Line::new("model", pts).color(VALIDATION_COLOUR));
+            p.points(
+                Points::new("model", dots)
+                    .radius(3.0)
+                    .color(VALIDATION_COLOUR),
+            );
+        });
+}
+
 /// Loss and accuracy curves, train and validation, with labelled axes.
 pub fn curves(ui: &mut egui::Ui, h: &[EpochStats]) {
     use egui_plot::{Legend, Line, Plot, PlotPoints};
