@@ -361,3 +361,23 @@ fn issue14_au_write_says_why() {
         "{err}"
     );
 }
+
+#[test]
+fn issue11_year_is_read_and_scanned_for_the_library_view() {
+    if !have("ffmpeg") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let flac = make(dir.path(), "y.flac", &["-metadata", "date=1999-04-01"]);
+    let mp3 = make(dir.path(), "y.mp3", &["-metadata", "date=1987"]);
+    let none = make(dir.path(), "n.ogg", &[]);
+    assert_eq!(read_tags(&flac).expect("tags").year, Some(1999));
+    assert_eq!(read_tags(&mp3).expect("tags").year, Some(1987));
+    assert_eq!(read_tags(&none).expect("tags").year, None);
+    // The scan stores it, so the library view can show and sort by it.
+    let db = dir.path().join("lib.sqlite3");
+    let lib = genretag::library::Library::open(&db).expect("db");
+    lib.scan(&[dir.path().to_path_buf()], |_| {}).expect("scan");
+    let row = lib.track(&flac).expect("query").expect("scanned");
+    assert_eq!(row.tags.year, Some(1999));
+}

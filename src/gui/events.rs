@@ -512,6 +512,7 @@ impl GenretagApp {
                         SortKey::Title,
                         SortKey::Artist,
                         SortKey::Album,
+                        SortKey::Year,
                         SortKey::Folder,
                         SortKey::File,
                         SortKey::Genre,

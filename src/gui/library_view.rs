@@ -391,10 +391,11 @@ impl GenretagApp {
         // Initial widths share the window; users resize and egui remembers the widths.
         let col = |f: f32, min: f32| Column::initial((w * f).max(min)).at_least(min).clip(true);
         table
-            .column(col(0.18, 80.0))
+            .column(col(0.16, 80.0))
             .column(col(0.11, 50.0))
             .column(col(0.11, 50.0))
-            .column(col(0.09, 40.0))
+            .column(col(0.04, 40.0))
+            .column(col(0.08, 40.0))
             .column(col(0.13, 60.0))
             .column(col(0.09, 50.0))
             .column(col(0.13, 70.0))
@@ -404,6 +405,7 @@ impl GenretagApp {
                     (SortKey::Title, "Title"),
                     (SortKey::Artist, "Artist"),
                     (SortKey::Album, "Album"),
+                    (SortKey::Year, "Year"),
                     (SortKey::Folder, "Folder"),
                     (SortKey::File, "File"),
                     (SortKey::Genre, "Genre"),
@@ -430,6 +432,10 @@ impl GenretagApp {
                     });
                     row.col(|ui| {
                         cell(ui, r.init.album.as_str().into());
+                    });
+                    row.col(|ui| {
+                        let year = r.init.year.map(|y| y.to_string()).unwrap_or_default();
+                        cell(ui, year.into());
                     });
                     row.col(|ui| {
                         cell(ui, relative_folder(&r.init.path, &root).into());

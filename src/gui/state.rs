@@ -135,6 +135,8 @@ pub struct RowInit {
     pub artist: String,
     /// Album tag.
     pub album: String,
+    /// Recording year tag.
+    pub year: Option<u32>,
     /// Genres in the file now.
     pub genres: Vec<String>,
     /// Why its tags could not be read.
@@ -174,10 +176,17 @@ impl RowInit {
             title,
             artist,
             album,
+            year: None,
             genres,
             error,
             search,
         }
+    }
+
+    /// The same row with a recording year.
+    pub fn with_year(mut self, year: Option<u32>) -> Self {
+        self.year = year;
+        self
     }
 }
 
@@ -343,6 +352,8 @@ pub enum SortKey {
     Artist,
     /// Album.
     Album,
+    /// Recording year.
+    Year,
     /// Sub-folder relative to the open folder.
     Folder,
     /// File name.
@@ -435,6 +446,7 @@ pub struct ColumnOrders {
     title: Vec<u32>,
     artist: Vec<u32>,
     album: Vec<u32>,
+    year: Vec<u32>,
     folder: Vec<u32>,
     file: Vec<u32>,
 }
@@ -453,6 +465,8 @@ impl ColumnOrders {
             title: by(&|r| r.title.clone()),
             artist: by(&|r| r.artist.clone()),
             album: by(&|r| r.album.clone()),
+            // Zero-padded so the natural order is numeric; no year sorts first.
+            year: by(&|r| r.year.map(|y| format!("{y:05}")).unwrap_or_default()),
             folder: by(&|r| relative_folder(&r.path, root)),
             file: by(&|r| file_name(&r.path)),
         }
@@ -463,6 +477,7 @@ impl ColumnOrders {
             SortKey::Title => Some(&self.title),
             SortKey::Artist => Some(&self.artist),
             SortKey::Album => Some(&self.album),
+            SortKey::Year => Some(&self.year),
             SortKey::Folder => Some(&self.folder),
             SortKey::File => Some(&self.file),
             _ => None,
@@ -474,6 +489,7 @@ impl ColumnOrders {
             &self.title,
             &self.artist,
             &self.album,
+            &self.year,
             &self.folder,
             &self.file,
         ]

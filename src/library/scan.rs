@@ -21,7 +21,7 @@ use super::tags::read_tags;
 pub use super::files::{content_hash, looks_like_audio, walk_audio};
 
 /// The columns [`track_row`] reads, in order.
-const TRACK_COLUMNS: &str = "title, artist, album, genres, duration_s, hash, error";
+const TRACK_COLUMNS: &str = "title, artist, album, genres, duration_s, hash, error, year";
 
 /// A [`TrackRow`] from a row selected with [`TRACK_COLUMNS`] first.
 fn track_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TrackRow> {
@@ -39,6 +39,7 @@ fn track_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TrackRow> {
                 )
             })?,
             duration_s: r.get::<_, Option<f64>>(4)?.unwrap_or(0.0),
+            year: r.get(7)?,
         },
         hash: r.get(5)?,
         error: r.get(6)?,
@@ -151,12 +152,13 @@ impl Library {
             let mut upsert = tx
                 .prepare_cached(
                     "INSERT INTO tracks (path, size, mtime_ns, hash, title, artist, album, genres,
-                                         duration_s, error, scanned_at, seen)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+                                         duration_s, error, scanned_at, seen, year)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
                      ON CONFLICT(path) DO UPDATE SET size = excluded.size, mtime_ns = excluded.mtime_ns,
                        hash = excluded.hash, title = excluded.title, artist = excluded.artist,
                        album = excluded.album, genres = excluded.genres, duration_s = excluded.duration_s,
-                       error = excluded.error, scanned_at = excluded.scanned_at, seen = excluded.seen",
+                       error = excluded.error, scanned_at = excluded.scanned_at, seen = excluded.seen,
+                       year = excluded.year",
                 )
                 .map_err(self.error())?;
             for path in paths {
@@ -215,7 +217,8 @@ impl Library {
                         tags.duration_s,
                         error,
                         now_s(),
-                        generation
+                        generation,
+                        tags.year
                     ])
                     .map_err(self.error())?;
             }
@@ -293,7 +296,7 @@ impl Library {
             .map_err(self.error())?;
         let rows = stmt
             .query_map(params![prefix], |r| {
-                Ok((from_bytes(r.get::<_, Vec<u8>>(7)?), track_row(r)?))
+                Ok((from_bytes(r.get::<_, Vec<u8>>(8)?), track_row(r)?))
             })
             .map_err(self.error())?;
         rows.collect::<Result<_, _>>().map_err(self.error())

@@ -7,6 +7,7 @@
 //! | 0 with our tables | a database from before versioning (genretag 0.1): migrated as version 1 |
 //! | 1 | paths as TEXT (lossy for non-UTF-8 names), analyses keyed by path + size/mtime, an unstable content hash, journal rows with size/mtime |
 //! | 2 | paths as BLOBs (exact bytes), analyses keyed by (stable content hash, model), a memo of content hashes, journal rows with content hashes, file states for undo |
+//! | 3 | tracks gain `year` (the recording year tag); every track is re-read at the next scan |
 //!
 //! A database with a version above [`LATEST`] was made by a newer genretag and is
 //! refused (reading it could misinterpret, writing it could damage it); one holding
@@ -20,7 +21,7 @@
 use rusqlite::{Connection, Transaction};
 
 /// The schema version this genretag writes.
-pub const LATEST: i64 = 2;
+pub const LATEST: i64 = 3;
 
 /// Tables of every version (a database with others is not ours).
 const OUR_TABLES: &[&str] = &[
@@ -144,7 +145,7 @@ pub fn migrate(conn: &mut Connection) -> Outcome {
     if version == 0 {
         if existing.is_empty() {
             tx.execute_batch(SCHEMA_V2)?;
-            version = LATEST;
+            version = 2;
         } else {
             // Our tables without a version: a library from before versioning.
             version = 1;
@@ -153,6 +154,14 @@ pub fn migrate(conn: &mut Connection) -> Outcome {
     if version == 1 {
         v1_to_v2(&tx)?;
         version = 2;
+    }
+    if version == 2 {
+        // size -1: the next scan re-reads every track's tags (and so its year).
+        tx.execute_batch(
+            "ALTER TABLE tracks ADD COLUMN year INTEGER;
+             UPDATE tracks SET size = -1;",
+        )?;
+        version = 3;
     }
     tx.pragma_update(None, "user_version", version)?;
     tx.commit()?;
@@ -231,6 +240,29 @@ mod tests {
         assert_eq!(v, LATEST);
         // Idempotent.
         assert!(migrate(&mut conn).expect("sqlite").is_ok());
+    }
+
+    #[test]
+    fn version_2_gains_the_year_and_rereads_every_track() {
+        let mut conn = Connection::open_in_memory().expect("memory db");
+        conn.execute_batch(SCHEMA_V2).expect("v2 schema");
+        conn.pragma_update(None, "user_version", 2).expect("pragma");
+        conn.execute(
+            "INSERT INTO tracks (path, size, mtime_ns, scanned_at) VALUES (x'2f61', 10, 5, 1)",
+            [],
+        )
+        .expect("a track");
+        assert!(migrate(&mut conn).expect("sqlite").is_ok());
+        let (size, year): (i64, Option<i64>) = conn
+            .query_row("SELECT size, year FROM tracks", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .expect("row");
+        assert_eq!((size, year), (-1, None), "marked for the next scan");
+        let v: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .expect("version");
+        assert_eq!(v, 3);
     }
 
     #[test]

@@ -48,6 +48,8 @@ pub struct TrackTags {
     pub artist: Option<String>,
     /// Album.
     pub album: Option<String>,
+    /// Recording year (from the date or year tag).
+    pub year: Option<u32>,
     /// Genres, one entry per value.
     pub genres: Vec<String>,
     /// Duration in seconds (from the container).
@@ -167,6 +169,11 @@ pub fn read_tags(path: &Path) -> Result<TrackTags, TagError> {
         title: field(|t| t.title().map(|s| s.to_string())),
         artist: field(|t| t.artist().map(|s| s.to_string())),
         album: field(|t| t.album().map(|s| s.to_string())),
+        year: tags
+            .iter()
+            .find_map(|t| t.date())
+            .map(|d| u32::from(d.year))
+            .filter(|&y| y > 0),
         genres,
         duration_s,
     })

@@ -471,6 +471,7 @@ impl LibraryWorker {
                     r.tags.genres,
                     r.error,
                 )
+                .with_year(r.tags.year)
             })
             .collect();
         let index: HashMap<PathBuf, usize> = rows
