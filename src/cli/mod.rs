@@ -3,6 +3,7 @@
 //! Exit codes: 0 all files fine, 1 some files failed (the batch went on), 2 fatal.
 
 mod bench;
+mod choices;
 mod classify;
 mod convert;
 mod inputs;

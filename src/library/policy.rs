@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::model::Taxonomy;
 
 /// How proposed genres combine with what the file already has.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// Write the proposed genres (keeping protected existing ones).

@@ -3,17 +3,7 @@
 use burn::tensor::Device;
 
 /// Where models run.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Default,
-    clap::ValueEnum,
-    serde::Serialize,
-    serde::Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub enum DeviceChoice {
     /// burn-flex, the pure-Rust CPU backend (chosen by measurement: see README).
     #[default]

@@ -17,17 +17,7 @@
 use std::sync::atomic::{AtomicU8, Ordering};
 
 /// Requested precision.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Default,
-    clap::ValueEnum,
-    serde::Serialize,
-    serde::Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Precision {
     /// int16 where the CPU has AVX-512 VNNI, fp32 elsewhere.

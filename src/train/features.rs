@@ -133,7 +133,7 @@ pub const HAND_NAMES: [&str; HAND_DIM] = {
 pub const HAND_DIM: usize = 12 + 15 + 2 * N_MFCC;
 
 /// An input representation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Repr {
     /// 96-band log-mel patches.

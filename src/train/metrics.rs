@@ -12,7 +12,7 @@ pub fn argmax(p: &[f32]) -> usize {
 }
 
 /// How a confusion matrix is normalised.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Normalise {
     /// Raw counts.

@@ -32,7 +32,7 @@ use super::features::{HAND_DIM, Repr};
 use crate::ml::musicnn::EMBED_DIM;
 
 /// Which model.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ModelKind {
     /// Logistic regression / MLP on the musicnn embedding.
@@ -106,7 +106,7 @@ impl ModelKind {
 }
 
 /// Recurrent cell type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Cell {
     /// Gated recurrent unit.

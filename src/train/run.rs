@@ -74,7 +74,7 @@ impl Source {
 }
 
 /// Grouping key of a grouped split.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum GroupBy {
     /// GTZAN's blocks of 5 consecutive clip numbers.

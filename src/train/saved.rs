@@ -26,7 +26,7 @@ use crate::model::{
 };
 
 /// How an ensemble combines its members' track probabilities.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Rule {
     /// Mean of the probabilities.

@@ -14,7 +14,7 @@ use crate::error::{Error, ModelError};
 use crate::ml::cv::SplitMix;
 
 /// Grid or random.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// Every combination of the listed values.
