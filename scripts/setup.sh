@@ -7,6 +7,7 @@
 #   scripts/setup.sh --gui    plus what the screenshot and frame-time scripts use
 #                             (Xvfb, xauth, ImageMagick, Mesa's software Vulkan)
 set -euo pipefail
+cd "$(dirname "$0")/.."
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 PKGS=(build-essential pkg-config curl ca-certificates libasound2-dev)
