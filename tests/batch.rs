@@ -301,17 +301,11 @@ fn issue13_tag_from_jsonl_writes_what_was_classified_and_undoes() {
     std::fs::write(&results, &text).expect("write results");
     // The exact path of a line: path_bytes (hex) when the name is not UTF-8.
     let line_path = |l: &Value| -> PathBuf {
-        match l["path_bytes"].as_str() {
-            Some(hex) => {
-                use std::os::unix::ffi::OsStrExt;
-                let bytes: Vec<u8> = (0..hex.len())
-                    .step_by(2)
-                    .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
-                    .collect();
-                PathBuf::from(std::ffi::OsStr::from_bytes(&bytes))
-            }
-            None => PathBuf::from(l["path"].as_str().expect("path")),
-        }
+        genretag::library::paths::from_json(
+            l["path"].as_str().expect("path"),
+            l["path_bytes"].as_str(),
+        )
+        .expect("valid path_bytes")
     };
     let expect = |p: &Path| -> Option<String> {
         let l = lines

@@ -93,26 +93,21 @@ fn peak_rss_mib() -> Option<f64> {
 
 /// A 0.05 s mono 8 kHz 16-bit WAV (tiny, valid).
 fn tiny_wav(i: usize) -> Vec<u8> {
-    let n = 400usize;
-    let mut d = Vec::with_capacity(44 + 2 * n);
-    d.extend_from_slice(b"RIFF");
-    d.extend_from_slice(&(36 + 2 * n as u32).to_le_bytes());
-    d.extend_from_slice(b"WAVEfmt ");
-    d.extend_from_slice(&16u32.to_le_bytes());
-    for v in [1u16, 1] {
-        d.extend_from_slice(&v.to_le_bytes());
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 8000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut out = std::io::Cursor::new(Vec::new());
+    // Writing to memory cannot fail.
+    if let Ok(mut w) = hound::WavWriter::new(&mut out, spec) {
+        for k in 0..400usize {
+            let _ = w.write_sample(((k * (i % 7 + 1)) % 200) as i16 * 50);
+        }
+        let _ = w.finalize();
     }
-    d.extend_from_slice(&8000u32.to_le_bytes());
-    d.extend_from_slice(&16000u32.to_le_bytes());
-    for v in [2u16, 16] {
-        d.extend_from_slice(&v.to_le_bytes());
-    }
-    d.extend_from_slice(b"data");
-    d.extend_from_slice(&(2 * n as u32).to_le_bytes());
-    for k in 0..n {
-        d.extend_from_slice(&(((k * (i % 7 + 1)) % 200) as i16 * 50).to_le_bytes());
-    }
-    d
+    out.into_inner()
 }
 
 /// Run `bench-scan`.

@@ -403,18 +403,7 @@ impl GenretagApp {
             }
         }
         if let Some(r) = poll(&mut self.playlists) {
-            self.playlist_msg = Some(match r {
-                Ok(files) => Ok(format!(
-                    "wrote {} playlist(s) to {}",
-                    files.len(),
-                    files
-                        .first()
-                        .and_then(|f| f.parent())
-                        .map(|d| d.display().to_string())
-                        .unwrap_or_default()
-                )),
-                Err(e) => Err(e),
-            });
+            self.playlist_msg = Some(r.map(|files| files_written("wrote", "playlist(s)", &files)));
         }
         let t = &mut self.training;
         if let Some(r) = poll(&mut t.loading_run) {
@@ -447,18 +436,7 @@ impl GenretagApp {
             t.scroll_to_compare = true;
         }
         if let Some(r) = poll(&mut t.exporting) {
-            t.export_msg = Some(match r {
-                Ok(files) => Ok(format!(
-                    "exported {} file(s) to {}",
-                    files.len(),
-                    files
-                        .first()
-                        .and_then(|f| f.parent())
-                        .map(|d| d.display().to_string())
-                        .unwrap_or_default()
-                )),
-                Err(e) => Err(e),
-            });
+            t.export_msg = Some(r.map(|files| files_written("exported", "file(s)", &files)));
         }
     }
 }
@@ -551,4 +529,14 @@ impl GenretagApp {
             }
         }
     }
+}
+
+/// "wrote 3 playlist(s) to /folder": what a task that writes files into one folder did.
+fn files_written(verb: &str, what: &str, files: &[std::path::PathBuf]) -> String {
+    let folder = files
+        .first()
+        .and_then(|f| f.parent())
+        .map(|d| d.display().to_string())
+        .unwrap_or_default();
+    format!("{verb} {} {what} to {folder}", files.len())
 }

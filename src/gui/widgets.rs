@@ -321,13 +321,7 @@ pub fn calibration(ui: &mut egui::Ui, c: &crate::model::calibration::Calibration
         c.coverage * 100.0,
         c.target_precision * 100.0
     ));
-    let pts: PlotPoints = c
-        .bins
-        .iter()
-        .filter(|b| b.count > 0)
-        .map(|b| [b.confidence as f64, b.accuracy as f64])
-        .collect();
-    let dots: PlotPoints = c
+    let bins: Vec<[f64; 2]> = c
         .bins
         .iter()
         .filter(|b| b.count > 0)
@@ -351,9 +345,9 @@ pub fn calibration(ui: &mut egui::Ui, c: &crate::model::calibration::Calibration
                 Line::new("perfect", PlotPoints::from(vec![[0.0, 0.0], [1.0, 1.0]]))
                     .color(diagonal),
             );
-            p.line(Line::new("model", pts).color(VALIDATION_COLOUR));
+            p.line(Line::new("model", PlotPoints::from(bins.clone())).color(VALIDATION_COLOUR));
             p.points(
-                Points::new("model", dots)
+                Points::new("model", PlotPoints::from(bins))
                     .radius(3.0)
                     .color(VALIDATION_COLOUR),
             );

@@ -468,21 +468,40 @@ impl Library {
         path: &Path,
         outcome: Result<&str, &str>,
     ) -> Result<(), DbError> {
+        self.journal_settle(id, path, outcome, ("done", "hash_after"), "failed")
+    }
+
+    /// Settle a journal row: on success `ok.0` with the content left in column `ok.1`
+    /// (and as the file's state), else `failed` with the note; the scratch copy is no
+    /// longer in flight either way.
+    fn journal_settle(
+        &self,
+        id: i64,
+        path: &Path,
+        outcome: Result<&str, &str>,
+        ok: (&str, &str),
+        failed: &str,
+    ) -> Result<(), DbError> {
         let tx = self.write_tx()?;
         match outcome {
-            Ok(hash_after) => {
+            Ok(hash) => {
+                let (state, column) = ok;
                 tx.execute(
-                    "UPDATE tag_writes SET state = 'done', hash_after = ?2, scratch = NULL,
-                       note = NULL WHERE id = ?1",
-                    params![id, hash_after],
+                    &format!(
+                        "UPDATE tag_writes SET state = '{state}', {column} = ?2, scratch = NULL,
+                           note = NULL WHERE id = ?1"
+                    ),
+                    params![id, hash],
                 )
                 .map_err(self.err())?;
-                set_file_state(&tx, path, hash_after).map_err(self.err())?;
+                set_file_state(&tx, path, hash).map_err(self.err())?;
             }
             Err(note) => {
                 tx.execute(
-                    "UPDATE tag_writes SET state = 'failed', scratch = NULL, note = ?2
-                     WHERE id = ?1",
+                    &format!(
+                        "UPDATE tag_writes SET state = '{failed}', scratch = NULL, note = ?2
+                         WHERE id = ?1"
+                    ),
                     params![id, note],
                 )
                 .map_err(self.err())?;
@@ -510,27 +529,7 @@ impl Library {
         path: &Path,
         outcome: Result<&str, &str>,
     ) -> Result<(), DbError> {
-        let tx = self.write_tx()?;
-        match outcome {
-            Ok(hash_undone) => {
-                tx.execute(
-                    "UPDATE tag_writes SET state = 'undone', hash_undone = ?2, scratch = NULL,
-                       note = NULL WHERE id = ?1",
-                    params![id, hash_undone],
-                )
-                .map_err(self.err())?;
-                set_file_state(&tx, path, hash_undone).map_err(self.err())?;
-            }
-            Err(note) => {
-                tx.execute(
-                    "UPDATE tag_writes SET state = 'refused', scratch = NULL, note = ?2
-                     WHERE id = ?1",
-                    params![id, note],
-                )
-                .map_err(self.err())?;
-            }
-        }
-        tx.commit().map_err(self.err())
+        self.journal_settle(id, path, outcome, ("undone", "hash_undone"), "refused")
     }
 
     /// The content genretag last left `path` with (after a write or an undo), if it

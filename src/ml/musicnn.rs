@@ -292,7 +292,8 @@ fn bn_negative_scale(b: &BatchNorm) -> Vec<bool> {
         .unwrap_or_default()
 }
 
-fn conv_max(conv: &Conv2d, norm: &BatchNorm, pad_before: usize) -> Option<ConvMax> {
+/// A convolution's weights, bias and `[cout, kt, km]` shape, as plain vectors.
+fn conv_params(conv: &Conv2d) -> Option<(Vec<f32>, Vec<f32>, [usize; 3])> {
     let [cout, _, kt, km] = conv.weight.val().dims();
     let weight = conv.weight.val().into_data().try_to_vec::<f32>().ok()?;
     let bias = conv
@@ -302,6 +303,11 @@ fn conv_max(conv: &Conv2d, norm: &BatchNorm, pad_before: usize) -> Option<ConvMa
         .into_data()
         .try_to_vec::<f32>()
         .ok()?;
+    Some((weight, bias, [cout, kt, km]))
+}
+
+fn conv_max(conv: &Conv2d, norm: &BatchNorm, pad_before: usize) -> Option<ConvMax> {
+    let (weight, bias, [cout, kt, km]) = conv_params(conv)?;
     Some(ConvMax::new(
         &weight,
         bias,
@@ -317,15 +323,7 @@ fn conv_max_q(
     norm: &BatchNorm,
     pad_before: usize,
 ) -> Option<ConvMaxQ> {
-    let [cout, _, kt, km] = conv.weight.val().dims();
-    let weight = conv.weight.val().into_data().try_to_vec::<f32>().ok()?;
-    let bias = conv
-        .bias
-        .as_ref()?
-        .val()
-        .into_data()
-        .try_to_vec::<f32>()
-        .ok()?;
+    let (weight, bias, [cout, kt, km]) = conv_params(conv)?;
     Some(ConvMaxQ::new(
         kind,
         &weight,

@@ -136,12 +136,9 @@ impl Report {
             let path = p.to_path_buf();
             move |source| ReportError::Io { path, source }
         };
-        let plot = |p: &Path| {
-            let path = p.to_path_buf();
-            move |err: &dyn std::fmt::Display| ReportError::Plot {
-                path,
-                reason: err.to_string(),
-            }
+        let plot = |p: &Path, err: &dyn std::fmt::Display| ReportError::Plot {
+            path: p.to_path_buf(),
+            reason: err.to_string(),
         };
         std::fs::create_dir_all(dir).map_err(io(dir))?;
         let json = dir.join("report.json");
@@ -166,7 +163,7 @@ impl Report {
         if !self.history.is_empty() {
             let p = dir.join("curves.png");
             plots::curves_figure(&self.history, &self.model, &p, plots::Format::Png)
-                .map_err(|err| plot(&p)(&err))?;
+                .map_err(|err| plot(&p, &err))?;
         }
         if let Some(c) = &self.calibration {
             let p = dir.join("reliability.png");
@@ -175,7 +172,7 @@ impl Report {
                 &format!("{} - {}", self.model, self.split),
                 &p,
             )
-            .map_err(|err| plot(&p)(&err))?;
+            .map_err(|err| plot(&p, &err))?;
         }
         if !self.robustness.is_empty() {
             let p = dir.join("robustness.md");
@@ -190,7 +187,7 @@ impl Report {
             &p,
             plots::Format::Png,
         )
-        .map_err(|err| plot(&p)(&err))?;
+        .map_err(|err| plot(&p, &err))?;
         Ok(())
     }
 }
