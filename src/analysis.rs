@@ -8,6 +8,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use rayon::prelude::*;
+
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
@@ -210,6 +212,9 @@ pub struct AnalyseOptions {
     /// that answer when it is already a genre at [`SETTLED_PROBABILITY`] or more; only
     /// other tracks are analysed with every kept patch.
     pub adaptive: bool,
+    /// Decode only the analysed patches of long files whose format can seek (with
+    /// adaptive listening, the first look's first); `false` decodes every file whole.
+    pub seek: bool,
 }
 
 /// Patches of the first look of adaptive listening.
@@ -225,6 +230,7 @@ impl Default for AnalyseOptions {
             max_patches: Some(DEFAULT_MAX_PATCHES),
             batch_tracks: 4,
             adaptive: false,
+            seek: true,
         }
     }
 }
@@ -286,9 +292,12 @@ impl Analyzer {
 
     /// What to keep of each file for this model.
     pub fn listen_options(&self) -> ListenOptions {
+        let patches = self.model.listening() == Listening::Patches;
         ListenOptions {
             max_patches: self.options.max_patches,
-            whole: self.model.listening() == Listening::Whole,
+            whole: !patches,
+            seek: self.options.seek,
+            first_look: (self.options.adaptive && patches).then_some(FIRST_LOOK_PATCHES),
         }
     }
 
@@ -298,11 +307,15 @@ impl Analyzer {
         if !self.options.adaptive || self.model.listening() != Listening::Patches {
             return self.analyse_every_patch(heard);
         }
-        // First look: a few patches spread over what was kept.
+        // First look: a few patches spread over what was kept (on a long file heard by
+        // seeking, only those were decoded: the rest is `pending`).
         let firsts: Vec<Option<Heard>> = heard
             .iter()
             .map(|h| {
                 let n = h.len();
+                if !h.pending.is_empty() {
+                    return Some((*h).clone());
+                }
                 (n > FIRST_LOOK_PATCHES).then(|| {
                     let keep: Vec<usize> = (0..FIRST_LOOK_PATCHES)
                         .map(|j| ((2 * j + 1) * n) / (2 * FIRST_LOOK_PATCHES))
@@ -328,7 +341,26 @@ impl Analyzer {
             }
             out.push(settled);
         }
-        let rest: Vec<&Heard> = again.iter().map(|&i| heard[i]).collect();
+        // Tracks heard only in part are heard in full now; should the file fail to seek
+        // a second time, the first look's patches are all there is to decide with.
+        // (Decoded side by side: the backbone waits for them.)
+        let completed: Vec<Option<Heard>> = again
+            .par_iter()
+            .map(|&i| {
+                let h = heard[i];
+                (!h.pending.is_empty()).then(|| {
+                    h.hear_rest().unwrap_or_else(|_| Heard {
+                        pending: Vec::new(),
+                        ..h.clone()
+                    })
+                })
+            })
+            .collect();
+        let rest: Vec<&Heard> = again
+            .iter()
+            .zip(&completed)
+            .map(|(&i, c)| c.as_ref().unwrap_or(heard[i]))
+            .collect();
         for (i, a) in again.into_iter().zip(self.analyse_every_patch(&rest)?) {
             out[i] = Some(a);
         }

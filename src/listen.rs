@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use crate::audio::Resampled;
 use crate::dsp::LogMelStream;
-use crate::dsp::features::{MUSICNN_HOP, MUSICNN_N_MELS, MUSICNN_SAMPLE_RATE_HZ};
+use crate::dsp::features::{MUSICNN_HOP, MUSICNN_N_FFT, MUSICNN_N_MELS, MUSICNN_SAMPLE_RATE_HZ};
 use crate::error::DecodeError;
 use crate::ml::musicnn::PATCH_FRAMES;
 use crate::shift::Shift;
@@ -40,6 +40,13 @@ pub struct ListenOptions {
     pub max_patches: Option<usize>,
     /// Keep the whole 16 kHz signal too (models that compute their own windows).
     pub whole: bool,
+    /// On long files whose format can seek, decode only the patches that are kept
+    /// (see [`SEEK_MIN_PATCHES`]); `false` decodes every file from start to end.
+    pub seek: bool,
+    /// Hear only this many of the planned patches now (spread over them), leaving the
+    /// rest in [`Heard::pending`] for [`Heard::hear_rest`]: adaptive listening's first
+    /// look. Applies where seeking does; elsewhere every planned patch is heard.
+    pub first_look: Option<usize>,
 }
 
 impl Default for ListenOptions {
@@ -47,9 +54,15 @@ impl Default for ListenOptions {
         Self {
             max_patches: Some(DEFAULT_MAX_PATCHES),
             whole: false,
+            seek: true,
+            first_look: None,
         }
     }
 }
+
+/// Tracks with at least this many patches (about 90 s) are heard by seeking to each kept
+/// patch when their format allows, instead of decoding them whole.
+pub const SEEK_MIN_PATCHES: usize = 30;
 
 /// A decoded track, as models receive it.
 #[derive(Debug, Clone)]
@@ -60,16 +73,23 @@ pub struct Heard {
     pub patches: Vec<f32>,
     /// Patch index in the track of each kept patch (start time = index * 3 s).
     pub indices: Vec<usize>,
-    /// Level (dBFS RMS) of every complete patch of the track, by patch index.
-    pub patch_db: Vec<f32>,
+    /// Level (dBFS RMS) of each kept patch, in the order of `indices`.
+    pub kept_db: Vec<f32>,
+    /// Planned patches not heard yet (adaptive listening's first look; ascending patch
+    /// indices): [`Heard::hear_rest`] decodes them.
+    pub pending: Vec<usize>,
     /// All complete patches in the track.
     pub total_patches: usize,
     /// The whole 16 kHz signal, when asked for.
     pub samples_16k: Option<Vec<f32>>,
     /// Decoded duration in seconds.
     pub duration_s: f64,
-    /// Seconds with audible sound (50 ms frames above -60 dBFS).
+    /// Seconds with audible sound (50 ms frames above -60 dBFS). When only the kept
+    /// patches were decoded (a long file heard by seeking), estimated from them: their
+    /// share of audible frames times the duration.
     pub active_s: f64,
+    /// When heard by seeking: audible and measured 50 ms frames in the decoded patches.
+    pub activity: Option<(usize, usize)>,
     /// Native sample rate.
     pub sample_rate_hz: u32,
     /// Codec description.
@@ -92,7 +112,9 @@ impl Heard {
             path: self.path.clone(),
             patches,
             indices: keep.iter().map(|&k| self.indices[k]).collect(),
-            patch_db: self.patch_db.clone(),
+            kept_db: keep.iter().map(|&k| self.kept_db[k]).collect(),
+            pending: Vec::new(),
+            activity: self.activity,
             total_patches: self.total_patches,
             samples_16k: None,
             duration_s: self.duration_s,
@@ -129,10 +151,8 @@ impl Heard {
     /// and not in the intro or outro of a long track (when enough other patches are
     /// left to decide with).
     pub fn decides(&self) -> Vec<bool> {
-        let audible: Vec<bool> = self
-            .indices
-            .iter()
-            .map(|&i| self.patch_db.get(i).is_none_or(|&db| db > SILENT_PATCH_DB))
+        let audible: Vec<bool> = (0..self.indices.len())
+            .map(|k| self.kept_db.get(k).is_none_or(|&db| db > SILENT_PATCH_DB))
             .collect();
         let (lo, hi) = edge_bounds(self.total_patches);
         let inner: Vec<bool> = self
@@ -300,10 +320,25 @@ impl Loudness {
 /// panic-guarded): a malformed file is an error for that file and a batch goes on.
 pub fn listen(path: &Path, opts: &ListenOptions) -> Result<Heard, DecodeError> {
     let mut stream = Resampled::open(path, MUSICNN_SAMPLE_RATE_HZ)?;
-    let info = stream.info().clone();
     let total = stream
         .expected_frames()
         .map(|n16| ((1 + n16 / MUSICNN_HOP as u64) / PATCH_FRAMES as u64) as usize);
+    if let (true, false, Some(max), Some(total)) = (opts.seek, opts.whole, opts.max_patches, total)
+        && total >= SEEK_MIN_PATCHES
+    {
+        let plan = plan_patches(total, max);
+        let (now, pending) = match opts.first_look {
+            Some(n) if n < plan.len() => first_look(&plan, n),
+            _ => (plan, Vec::new()),
+        };
+        if let Some(mut heard) = hear_patches(&mut stream, &now, total)? {
+            heard.pending = pending;
+            return Ok(heard);
+        }
+        // The format could not seek after all: decode it whole, from the start.
+        stream = Resampled::open(path, MUSICNN_SAMPLE_RATE_HZ)?;
+    }
+    let info = stream.info().clone();
     let mut l = Listener::new(opts, total);
     let mut buf16 = Vec::new();
     loop {
@@ -321,6 +356,130 @@ pub fn listen(path: &Path, opts: &ListenOptions) -> Result<Heard, DecodeError> {
         codec: info.codec,
         skipped_packets: stream.skipped_packets(),
     }))
+}
+
+/// `n` of the planned patches, spread over them (the positions adaptive listening's
+/// first look takes), and the others.
+pub fn first_look(plan: &[usize], n: usize) -> (Vec<usize>, Vec<usize>) {
+    let picks: Vec<usize> = (0..n)
+        .map(|j| ((2 * j + 1) * plan.len()) / (2 * n))
+        .collect();
+    let (mut now, mut rest) = (Vec::new(), Vec::new());
+    for (k, &p) in plan.iter().enumerate() {
+        if picks.contains(&k) {
+            now.push(p);
+        } else {
+            rest.push(p);
+        }
+    }
+    (now, rest)
+}
+
+/// Hear patches `patches` (ascending, none the first) of a track of `total` patches by
+/// seeking to each. `None` if the stream cannot seek or ends before a patch (the caller
+/// decodes the file whole instead).
+fn hear_patches(
+    stream: &mut Resampled,
+    patches: &[usize],
+    total: usize,
+) -> Result<Option<Heard>, DecodeError> {
+    let per_patch = PATCH_FRAMES * MUSICNN_N_MELS;
+    // Centred frame g covers samples [g * hop - n_fft / 2, g * hop + n_fft / 2).
+    let half = MUSICNN_N_FFT / 2;
+    let need = PATCH_SAMPLES + half;
+    let mut data = Vec::with_capacity(patches.len() * per_patch);
+    let mut kept_db = Vec::with_capacity(patches.len());
+    let (mut active, mut measured) = (0, 0);
+    let mut buf = Vec::with_capacity(need + 8192);
+    for &p in patches {
+        let Some(start) = (p * PATCH_SAMPLES).checked_sub(half) else {
+            return Ok(None);
+        };
+        if !stream.seek_to(start as u64)? {
+            return Ok(None);
+        }
+        buf.clear();
+        while buf.len() < need {
+            if !stream.next_into(&mut buf)? {
+                return Ok(None);
+            }
+        }
+        let mut mel = LogMelStream::uncentred();
+        let mut frames = Vec::with_capacity(per_patch + MUSICNN_N_MELS);
+        mel.push(&buf[..need], &mut frames);
+        if frames.len() < per_patch {
+            return Ok(None);
+        }
+        data.extend_from_slice(&frames[..per_patch]);
+        let mut loud = Loudness::default();
+        loud.push(&buf[half..half + PATCH_SAMPLES]);
+        active += loud.active_frames;
+        measured += PATCH_SAMPLES / ACTIVITY_FRAME;
+        let (db, _) = loud.finish(1);
+        kept_db.push(db[0]);
+    }
+    let info = stream.info();
+    let rate = info.sample_rate_hz.max(1);
+    let duration_s = info.total_frames.unwrap_or(0) as f64 / rate as f64;
+    Ok(Some(Heard {
+        path: stream.path().to_path_buf(),
+        patches: data,
+        indices: patches.to_vec(),
+        kept_db,
+        pending: Vec::new(),
+        total_patches: total,
+        samples_16k: None,
+        duration_s,
+        active_s: estimate_active(active, measured, duration_s),
+        activity: Some((active, measured)),
+        sample_rate_hz: rate,
+        codec: info.codec.clone(),
+        skipped_packets: stream.skipped_packets(),
+        padded: false,
+    }))
+}
+
+fn estimate_active(active: usize, measured: usize, duration_s: f64) -> f64 {
+    duration_s * active as f64 / measured.max(1) as f64
+}
+
+impl Heard {
+    /// Hear the [`pending`](Heard::pending) patches too: the same track with every planned
+    /// patch, in order (the file is opened again and sought to each).
+    pub fn hear_rest(&self) -> Result<Heard, DecodeError> {
+        if self.pending.is_empty() {
+            return Ok(self.clone());
+        }
+        let mut stream = Resampled::open(&self.path, MUSICNN_SAMPLE_RATE_HZ)?;
+        let Some(rest) = hear_patches(&mut stream, &self.pending, self.total_patches)? else {
+            return Err(DecodeError::Malformed {
+                path: self.path.clone(),
+                reason: "the file could not be sought a second time".into(),
+            });
+        };
+        let per_patch = PATCH_FRAMES * MUSICNN_N_MELS;
+        let mut order: Vec<(usize, &[f32], f32)> = (0..self.len())
+            .map(|k| (self.indices[k], self.patch(k), self.kept_db[k]))
+            .chain((0..rest.len()).map(|k| (rest.indices[k], rest.patch(k), rest.kept_db[k])))
+            .collect();
+        order.sort_by_key(|o| o.0);
+        let mut patches = Vec::with_capacity(order.len() * per_patch);
+        for o in &order {
+            patches.extend_from_slice(o.1);
+        }
+        let (a0, m0) = self.activity.unwrap_or((0, 0));
+        let (a1, m1) = rest.activity.unwrap_or((0, 0));
+        Ok(Heard {
+            patches,
+            indices: order.iter().map(|o| o.0).collect(),
+            kept_db: order.iter().map(|o| o.2).collect(),
+            pending: Vec::new(),
+            active_s: estimate_active(a0 + a1, m0 + m1, self.duration_s),
+            activity: Some((a0 + a1, m0 + m1)),
+            skipped_packets: self.skipped_packets + rest.skipped_packets,
+            ..self.clone()
+        })
+    }
 }
 
 /// Like [`listen`], but heard through a simulated recording difference (re-encoded,
@@ -428,11 +587,18 @@ impl Listener {
             indices.push(i);
             data.extend_from_slice(&p);
         }
+        // A patch index past the complete ones (a short, padded track) counts as audible.
+        let kept_db = indices
+            .iter()
+            .map(|&i| patch_db.get(i).copied().unwrap_or(0.0))
+            .collect();
         Heard {
             path: src.path,
             patches: data,
             indices,
-            patch_db,
+            kept_db,
+            pending: Vec::new(),
+            activity: None,
             total_patches: total,
             samples_16k: self.whole,
             duration_s: src.duration_s,
@@ -491,6 +657,17 @@ mod tests {
     }
 
     #[test]
+    fn first_look_takes_spread_patches_and_leaves_the_rest() {
+        let plan = plan_patches(80, 10);
+        let (now, rest) = first_look(&plan, 4);
+        assert_eq!(now, vec![plan[1], plan[3], plan[6], plan[8]]);
+        assert_eq!(rest.len(), 6);
+        let mut all: Vec<usize> = now.iter().chain(&rest).copied().collect();
+        all.sort_unstable();
+        assert_eq!(all, plan);
+    }
+
+    #[test]
     fn keeper_bounds_memory_for_unknown_length() {
         let mut k = Keeper {
             max: Some(4),
@@ -529,9 +706,9 @@ mod tests {
             path: PathBuf::from("x"),
             patches: Vec::new(),
             indices: vec![0, 10, 20, 30, 39],
-            patch_db: (0..40)
-                .map(|i| if i == 20 { -90.0 } else { -20.0 })
-                .collect(),
+            kept_db: vec![-20.0, -20.0, -90.0, -20.0, -20.0],
+            pending: Vec::new(),
+            activity: None,
             total_patches: 40,
             samples_16k: None,
             duration_s: 120.0,

@@ -149,6 +149,7 @@ fn end_to_end_embeddings_close_to_tensorflow() {
             &ListenOptions {
                 max_patches: None,
                 whole: false,
+                ..ListenOptions::default()
             },
         )
         .unwrap_or_else(|e| panic!("{f}: {e}"));

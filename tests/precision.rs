@@ -113,6 +113,7 @@ fn heard(path: &Path) -> Heard {
     let opts = ListenOptions {
         max_patches: Some(DEFAULT_MAX_PATCHES),
         whole: false,
+        ..ListenOptions::default()
     };
     listen(path, &opts).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }

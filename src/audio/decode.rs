@@ -11,9 +11,10 @@ use std::path::{Path, PathBuf};
 use symphonia::core::codecs::audio::{AudioDecoder, AudioDecoderOptions};
 use symphonia::core::errors::Error as SymError;
 use symphonia::core::formats::probe::Hint;
-use symphonia::core::formats::{FormatOptions, FormatReader, TrackType};
+use symphonia::core::formats::{FormatOptions, FormatReader, SeekMode, SeekTo, TrackType};
 use symphonia::core::io::MediaSourceStream;
 use symphonia::core::meta::MetadataOptions;
+use symphonia::core::units::Timestamp;
 
 use super::source::{Layout, Repaired};
 use crate::error::DecodeError;
@@ -39,6 +40,15 @@ pub trait AudioStream: Send {
     fn next_chunk(&mut self) -> Result<Option<Vec<f32>>, DecodeError>;
     /// Packets or blocks that failed to decode and were skipped so far.
     fn skipped_packets(&self) -> usize;
+    /// Continue from native frame `frame` (counted from the start of the audio): the next
+    /// chunk starts exactly there. `Ok(false)` when this stream cannot seek (the caller
+    /// reads on, or starts again from the beginning). The first milliseconds after a
+    /// seek may differ from a decode from the start (codecs with overlapping blocks need
+    /// a frame to settle), so callers seek a little before what they need.
+    fn seek_to(&mut self, frame: u64) -> Result<bool, DecodeError> {
+        let _ = frame;
+        Ok(false)
+    }
 }
 
 /// Open `path` for decoding. Fails only if decoding cannot start.
@@ -92,6 +102,19 @@ impl AudioStream for Guarded {
 
     fn skipped_packets(&self) -> usize {
         self.inner.as_ref().map_or(0, |s| s.skipped_packets())
+    }
+
+    fn seek_to(&mut self, frame: u64) -> Result<bool, DecodeError> {
+        let Some(inner) = self.inner.as_mut() else {
+            return Err(crashed(&self.path));
+        };
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.seek_to(frame))) {
+            Ok(r) => r,
+            Err(_) => {
+                self.inner = None;
+                Err(crashed(&self.path))
+            }
+        }
     }
 }
 
@@ -182,6 +205,11 @@ struct SymphoniaStream {
     prev_trim: u64,
     /// The longest packet seen, in frames.
     max_dur: u64,
+    /// Timestamps count sample frames (the track's time base is 1 / sample rate), so a
+    /// frame number can be sought.
+    frame_timestamps: bool,
+    /// After a seek: output starts at this timestamp (earlier decoded frames are dropped).
+    start_at: Option<i64>,
 }
 
 /// After this many consecutive demux/decode failures we treat the rest of the file as lost.
@@ -218,6 +246,7 @@ impl SymphoniaStream {
                 })?;
         let track_id = track.id;
         let total_frames = track.num_frames;
+        let time_base = track.time_base;
         let params = track
             .codec_params
             .as_ref()
@@ -239,6 +268,8 @@ impl SymphoniaStream {
             reason: "no sample rate".into(),
         })?;
         let channels = params.channels.as_ref().map(|c| c.count()).unwrap_or(1);
+        let frame_timestamps =
+            time_base.is_some_and(|tb| tb.numer.get() == 1 && tb.denom.get() == sample_rate_hz);
         Ok(Self {
             path: path.to_path_buf(),
             reader,
@@ -257,6 +288,8 @@ impl SymphoniaStream {
             next_ts: None,
             prev_trim: 0,
             max_dur: 0,
+            frame_timestamps,
+            start_at: None,
         })
     }
 
@@ -357,6 +390,38 @@ impl AudioStream for SymphoniaStream {
         self.skipped
     }
 
+    fn seek_to(&mut self, frame: u64) -> Result<bool, DecodeError> {
+        let Ok(ts) = i64::try_from(frame) else {
+            return Ok(false);
+        };
+        if !self.frame_timestamps {
+            return Ok(false);
+        }
+        let to = SeekTo::Timestamp {
+            ts: Timestamp::new(ts),
+            track_id: self.track_id,
+        };
+        match self.reader.seek(SeekMode::Accurate, to) {
+            Ok(_) => {}
+            Err(SymError::IoError(source))
+                if source.kind() != std::io::ErrorKind::UnexpectedEof =>
+            {
+                return Err(DecodeError::Io {
+                    path: self.path.clone(),
+                    source,
+                });
+            }
+            // Out of range, unseekable, or damage on the way: not seekable here.
+            Err(_) => return Ok(false),
+        }
+        self.decoder.reset();
+        self.start_at = Some(ts);
+        self.next_ts = None;
+        self.prev_trim = 0;
+        self.consecutive_errors = 0;
+        Ok(true)
+    }
+
     fn next_chunk(&mut self) -> Result<Option<Vec<f32>>, DecodeError> {
         loop {
             if self.consecutive_errors > MAX_CONSECUTIVE_ERRORS {
@@ -397,7 +462,20 @@ impl AudioStream for SymphoniaStream {
                         continue;
                     }
                     buf.copy_to_vec_interleaved(&mut self.interleaved);
-                    let mono = mix_to_mono(&self.interleaved, channels);
+                    let mut mono = mix_to_mono(&self.interleaved, channels);
+                    if let Some(start) = self.start_at {
+                        // The first valid frame of this packet (delay frames are trimmed).
+                        let first = packet
+                            .pts
+                            .get()
+                            .saturating_add_unsigned(packet.trim_start.get());
+                        let drop = start.saturating_sub(first).clamp(0, mono.len() as i64);
+                        if drop as usize == mono.len() {
+                            continue;
+                        }
+                        mono.drain(..drop as usize);
+                        self.start_at = None;
+                    }
                     self.consecutive_errors = 0;
                     self.produced_any = true;
                     return Ok(Some(mono));

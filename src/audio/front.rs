@@ -19,7 +19,14 @@ pub struct Resampled {
     rate_hz: u32,
     native_samples: u64,
     finished: bool,
+    /// Output samples still to drop after a seek (the seek lands a little early).
+    drop_out: u64,
 }
+
+/// Native audio decoded before a sought position (at most this many seconds, rounded down
+/// to the resampler's period): codecs with overlapping blocks (MP3, AAC, Vorbis) and the
+/// resampler's filter settle on it, so what follows matches a decode from the start.
+const SEEK_PREROLL_S: f64 = 0.1;
 
 impl Resampled {
     /// Open `path` and resample it to `rate_hz`. Fails only if decoding cannot start.
@@ -28,13 +35,7 @@ impl Resampled {
         // from growing with the number of files (see `heap`).
         super::heap::release_free_pages();
         let stream = open(path)?;
-        let resampler =
-            StreamResampler::new(stream.info().sample_rate_hz, rate_hz).map_err(|reason| {
-                DecodeError::Unsupported {
-                    path: path.to_path_buf(),
-                    reason,
-                }
-            })?;
+        let resampler = new_resampler(path, stream.info().sample_rate_hz, rate_hz)?;
         Ok(Self {
             path: path.to_path_buf(),
             stream,
@@ -42,12 +43,41 @@ impl Resampled {
             rate_hz,
             native_samples: 0,
             finished: false,
+            drop_out: 0,
         })
+    }
+
+    /// Continue at output sample `at` (at the output rate, from the start of the audio).
+    /// `Ok(false)` when the file cannot seek; the stream is then where it was.
+    ///
+    /// Decoding restarts a little before `at` (see [`SEEK_PREROLL_S`]) at a native frame
+    /// that falls exactly on an output sample, so the samples that follow are the same
+    /// as a decode from the start up to float rounding (tested).
+    pub fn seek_to(&mut self, at: u64) -> Result<bool, DecodeError> {
+        let native = self.stream.info().sample_rate_hz.max(1) as u64;
+        let out = self.rate_hz.max(1) as u64;
+        let g = gcd(native, out);
+        let (period_in, period_out) = (native / g, out / g);
+        let preroll = (SEEK_PREROLL_S * native as f64) as u64;
+        let periods = (at * native / out).saturating_sub(preroll) / period_in;
+        let (from_native, from_out) = (periods * period_in, periods * period_out);
+        if !self.stream.seek_to(from_native)? {
+            return Ok(false);
+        }
+        self.resampler = new_resampler(&self.path, native as u32, self.rate_hz)?;
+        self.drop_out = at - from_out;
+        self.finished = false;
+        Ok(true)
     }
 
     /// Properties of the file (native rate, channels, codec, length if known).
     pub fn info(&self) -> &AudioInfo {
         self.stream.info()
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// The output rate.
@@ -71,7 +101,15 @@ impl Resampled {
         match self.stream.next_chunk()? {
             Some(chunk) => {
                 self.native_samples += chunk.len() as u64;
-                self.resampler.push(&chunk, out);
+                if self.drop_out == 0 {
+                    self.resampler.push(&chunk, out);
+                } else {
+                    let from = out.len();
+                    self.resampler.push(&chunk, out);
+                    let drop = (self.drop_out as usize).min(out.len() - from);
+                    out.drain(from..from + drop);
+                    self.drop_out -= drop as u64;
+                }
                 Ok(true)
             }
             None => {
@@ -87,7 +125,8 @@ impl Resampled {
         }
     }
 
-    /// Seconds decoded so far (at the native rate, so exact).
+    /// Seconds decoded so far (at the native rate, so exact; after a seek, what was
+    /// decoded, not where the stream is).
     pub fn decoded_secs(&self) -> f64 {
         self.native_samples as f64 / self.stream.info().sample_rate_hz.max(1) as f64
     }
@@ -96,6 +135,17 @@ impl Resampled {
     pub fn skipped_packets(&self) -> usize {
         self.stream.skipped_packets()
     }
+}
+
+fn new_resampler(path: &Path, from: u32, to: u32) -> Result<StreamResampler, DecodeError> {
+    StreamResampler::new(from, to).map_err(|e| DecodeError::Unsupported {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })
+}
+
+fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 { a.max(1) } else { gcd(b, a % b) }
 }
 
 /// A whole file decoded at one rate.

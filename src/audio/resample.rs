@@ -6,6 +6,18 @@
 use rubato::audioadapter_buffers::direct::InterleavedSlice;
 use rubato::{Fft, FixedSync, Indexing, Resampler};
 
+/// A rate pair the resampler cannot convert between.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot resample {from_hz} Hz -> {to_hz} Hz: {reason}")]
+pub struct ResampleError {
+    /// Input rate.
+    pub from_hz: u32,
+    /// Output rate.
+    pub to_hz: u32,
+    /// What the resampler said.
+    pub reason: String,
+}
+
 /// Resamples a mono stream pushed in arbitrary chunks.
 pub struct StreamResampler {
     inner: Option<Fft<f32>>,
@@ -20,7 +32,7 @@ pub struct StreamResampler {
 
 impl StreamResampler {
     /// A resampler from `in_rate_hz` to `out_rate_hz`. Equal rates pass samples through.
-    pub fn new(in_rate_hz: u32, out_rate_hz: u32) -> Result<Self, String> {
+    pub fn new(in_rate_hz: u32, out_rate_hz: u32) -> Result<Self, ResampleError> {
         let inner = if in_rate_hz == out_rate_hz {
             None
         } else {
@@ -32,7 +44,11 @@ impl StreamResampler {
                     1,
                     FixedSync::Input,
                 )
-                .map_err(|e| format!("cannot resample {in_rate_hz} Hz -> {out_rate_hz} Hz: {e}"))?,
+                .map_err(|e| ResampleError {
+                    from_hz: in_rate_hz,
+                    to_hz: out_rate_hz,
+                    reason: e.to_string(),
+                })?,
             )
         };
         let delay_left = inner.as_ref().map_or(0, |r| r.output_delay());
@@ -147,7 +163,11 @@ fn emit(chunk: &[f32], delay_left: &mut usize, out_total: &mut u64, out: &mut Ve
 }
 
 /// Resample a whole buffer.
-pub fn resample(input: &[f32], in_rate_hz: u32, out_rate_hz: u32) -> Result<Vec<f32>, String> {
+pub fn resample(
+    input: &[f32],
+    in_rate_hz: u32,
+    out_rate_hz: u32,
+) -> Result<Vec<f32>, ResampleError> {
     let mut r = StreamResampler::new(in_rate_hz, out_rate_hz)?;
     let mut out = Vec::with_capacity(input.len() * out_rate_hz as usize / in_rate_hz as usize + 16);
     r.push(input, &mut out);

@@ -46,6 +46,11 @@ pub struct BenchArgs {
     /// Write the measurements as JSON here.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Measure full-length songs instead: every file under this folder analysed end to
+    /// end as `classify` does (adaptive listening, seeking), against fixed listening with
+    /// and without seeking; songs per second and a first scan of 50 000 tracks estimated.
+    #[arg(long, value_name = "DIR")]
+    pub songs: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize, serde::Serialize)]
@@ -84,6 +89,9 @@ type PatchOutputs = Vec<(Vec<f32>, Vec<f32>)>;
 
 /// Run `bench`.
 pub fn run(args: BenchArgs, device: &Device) -> anyhow::Result<u8> {
+    if let Some(dir) = &args.songs {
+        return songs(dir, args.json.as_deref(), device);
+    }
     // The precision `--precision` asked for; the shipped model is loaded at each one
     // measured (its shared backbone is per precision), then this is restored.
     let asked = default_precision();
@@ -113,6 +121,7 @@ pub fn run(args: BenchArgs, device: &Device) -> anyhow::Result<u8> {
     let all = ListenOptions {
         max_patches: None,
         whole: false,
+        ..ListenOptions::default()
     };
 
     // Warm up allocator, thread pool and decoder.
@@ -129,6 +138,7 @@ pub fn run(args: BenchArgs, device: &Device) -> anyhow::Result<u8> {
     let one = ListenOptions {
         max_patches: Some(1),
         whole: false,
+        ..ListenOptions::default()
     };
     let single = listen(&sample[0], &one)?;
 
@@ -358,6 +368,152 @@ pub fn run(args: BenchArgs, device: &Device) -> anyhow::Result<u8> {
         std::fs::write(p, text + "\n").with_context(|| format!("cannot write {}", p.display()))?;
     }
     Ok(EXIT_OK)
+}
+
+/// One way of listening measured by `bench --songs`.
+#[derive(Debug, serde::Serialize)]
+struct SongFigures {
+    mode: &'static str,
+    adaptive: bool,
+    seek: bool,
+    songs: usize,
+    seconds: f64,
+    songs_per_s: f64,
+    /// CPU seconds (all threads) per song, and the cores that kept busy on average.
+    cpu_s_per_song: f64,
+    cores_busy: f64,
+    /// Mean patches analysed per song.
+    patches_per_song: f64,
+    /// Songs whose decision (genre or unsure) is the one of the whole decode.
+    same_as_whole_decode: usize,
+    /// Hours a first scan of 50 000 such tracks would take at this rate.
+    hours_for_50k: f64,
+}
+
+/// `bench --songs DIR`: end-to-end speed on full-length songs.
+fn songs(
+    dir: &std::path::Path,
+    json: Option<&std::path::Path>,
+    device: &Device,
+) -> anyhow::Result<u8> {
+    use crate::listen::PATCH_SECS;
+    let (files, _) = crate::library::files::collect(&[dir.to_path_buf()]);
+    anyhow::ensure!(!files.is_empty(), "no audio under {}", dir.display());
+    let mut minutes = 0.0;
+    for f in &files {
+        let s = crate::audio::open(f)?;
+        let i = s.info();
+        minutes += i.total_frames.unwrap_or(0) as f64 / i.sample_rate_hz.max(1) as f64 / 60.0;
+    }
+    let modes = [
+        ("adaptive listening, seeking (the default)", true, true),
+        ("10 patches, seeking", false, true),
+        ("10 patches, whole decode (before seeking)", false, false),
+    ];
+    // Warm up the allocator, thread pool, decoder and the shared backbone.
+    Analyzer::new(load_model(None, device)?, AnalyseOptions::default()).analyse_path(&files[0])?;
+    let mut runs = Vec::new();
+    for (mode, adaptive, seek) in modes {
+        // A model of its own: none of the patches it remembers come from another mode.
+        let analyzer = Analyzer::new(
+            load_model(None, device)?,
+            AnalyseOptions {
+                adaptive,
+                seek,
+                ..AnalyseOptions::default()
+            },
+        );
+        let mut done = Vec::new();
+        let (t, cpu0) = (Instant::now(), cpu_seconds());
+        analyzer.analyse_all(files.clone(), |path, r| {
+            match r {
+                Ok(a) => done.push((path, Some(a.verdict), a.listened_s)),
+                Err(_) => done.push((path, None, 0.0)),
+            }
+            true
+        });
+        let (wall, cpu) = (t.elapsed().as_secs_f64(), cpu_seconds() - cpu0);
+        runs.push((mode, adaptive, seek, wall, cpu, done));
+    }
+    // The decision: the genre written, or none (unsure, or the file failed).
+    let decision = |v: &Option<crate::model::Verdict>| match v {
+        Some(crate::model::Verdict::Genre { label, .. }) => Some(label.clone()),
+        _ => None,
+    };
+    let whole: Vec<Option<String>> = runs
+        .last()
+        .map(|r| r.5.iter().map(|d| decision(&d.1)).collect())
+        .unwrap_or_default();
+    println!(
+        "genretag bench --songs {}: {} files, {:.1} min each on average",
+        dir.display(),
+        files.len(),
+        minutes / files.len() as f64
+    );
+    let mut figures = Vec::new();
+    for (mode, adaptive, seek, secs, cpu, done) in runs {
+        let ok = done.iter().filter(|d| d.1.is_some()).count();
+        let same = done
+            .iter()
+            .zip(&whole)
+            .filter(|(d, w)| d.1.is_some() && decision(&d.1) == **w)
+            .count();
+        let patches = done.iter().map(|d| d.2 / PATCH_SECS as f64).sum::<f64>() / ok.max(1) as f64;
+        let sps = ok as f64 / secs;
+        let f = SongFigures {
+            mode,
+            adaptive,
+            seek,
+            songs: ok,
+            seconds: secs,
+            songs_per_s: sps,
+            cpu_s_per_song: cpu / ok.max(1) as f64,
+            cores_busy: cpu / secs.max(1e-9),
+            patches_per_song: patches,
+            same_as_whole_decode: same,
+            hours_for_50k: 50_000.0 / sps.max(1e-9) / 3600.0,
+        };
+        println!(
+            "  {:<44} {:6.2} songs/s ({:.3} s per song, {:.3} CPU s per song on {:.2} busy cores, \
+             {:.1} patches per song); same decision as the whole decode on {}/{}; a first scan of \
+             50 000 such tracks: {:.1} h",
+            f.mode,
+            f.songs_per_s,
+            f.seconds / ok.max(1) as f64,
+            f.cpu_s_per_song,
+            f.cores_busy,
+            f.patches_per_song,
+            f.same_as_whole_decode,
+            ok,
+            f.hours_for_50k
+        );
+        figures.push(f);
+    }
+    if let Some(p) = json {
+        let text = serde_json::to_string_pretty(&serde_json::json!({
+            "songs_dir": dir,
+            "files": files.len(),
+            "mean_minutes": minutes / files.len() as f64,
+            "modes": figures,
+        }))?;
+        std::fs::write(p, text + "\n").with_context(|| format!("cannot write {}", p.display()))?;
+    }
+    Ok(EXIT_OK)
+}
+
+/// CPU time this process has used, all threads, in seconds.
+fn cpu_seconds() -> f64 {
+    // SAFETY: an all-zero rusage is a valid value, and getrusage only writes the struct
+    // it is given.
+    let (status, u) = unsafe {
+        let mut u: libc::rusage = std::mem::zeroed();
+        (libc::getrusage(libc::RUSAGE_SELF, &mut u), u)
+    };
+    if status != 0 {
+        return 0.0;
+    }
+    let t = |v: libc::timeval| v.tv_sec as f64 + v.tv_usec as f64 * 1e-6;
+    t(u.ru_utime) + t(u.ru_stime)
 }
 
 /// Arguments of `bench-train`.

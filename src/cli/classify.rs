@@ -71,6 +71,10 @@ pub struct ClassifyArgs {
     /// docs/speed.md). `--segments` and `--all-patches` always listen to every patch.
     #[arg(long)]
     pub no_adaptive: bool,
+    /// Decode every file from start to end, instead of only the analysed patches of
+    /// long files whose format can seek (the same patches either way; see docs/speed.md).
+    #[arg(long)]
+    pub no_seek: bool,
     /// Patches analysed per track (spread over it, intro and outro left out) unless
     /// `--all-patches`.
     #[arg(long, default_value_t = DEFAULT_MAX_PATCHES, value_parser = clap::value_parser!(u32).range(1..).map(|v| v as usize))]
@@ -435,6 +439,7 @@ fn run_classify(args: ClassifyArgs, device: &Device) -> anyhow::Result<u8> {
         AnalyseOptions {
             max_patches: (!args.all_patches).then_some(args.max_patches),
             adaptive: !(args.no_adaptive || args.segments || args.all_patches),
+            seek: !args.no_seek,
             ..AnalyseOptions::default()
         },
     );

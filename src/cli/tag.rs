@@ -64,6 +64,10 @@ pub struct TagArgs {
     /// --no-adaptive`).
     #[arg(long, conflicts_with = "from_jsonl")]
     pub no_adaptive: bool,
+    /// Decode every file from start to end, instead of only the analysed patches of
+    /// long files whose format can seek (the same patches either way; see docs/speed.md).
+    #[arg(long, conflicts_with = "from_jsonl")]
+    pub no_seek: bool,
     /// Write ID3v2.3 (genres joined with "; ") instead of ID3v2.4.
     #[arg(long)]
     pub id3v23: bool,
@@ -481,6 +485,7 @@ fn run_tag(args: TagArgs, device: &Device, log: &mut WriteLog) -> anyhow::Result
             m.clone(),
             AnalyseOptions {
                 adaptive: !args.no_adaptive,
+                seek: !args.no_seek,
                 ..AnalyseOptions::default()
             },
         );

@@ -92,8 +92,18 @@ impl Default for LogMelStream {
 impl LogMelStream {
     /// musicnn's configuration: 16 kHz, n_fft 512, hop 256, 96 Slaney mels over 0–8 kHz.
     pub fn new() -> Self {
+        Self::with_stft(PowerStft::new(MUSICNN_N_FFT, MUSICNN_HOP))
+    }
+
+    /// The same for a piece cut from inside a track: frame `f` covers samples
+    /// `[f * 256, f * 256 + 512)` of what is pushed (see [`PowerStft::uncentred`]).
+    pub fn uncentred() -> Self {
+        Self::with_stft(PowerStft::uncentred(MUSICNN_N_FFT, MUSICNN_HOP))
+    }
+
+    fn with_stft(stft: PowerStft) -> Self {
         Self {
-            stft: PowerStft::new(MUSICNN_N_FFT, MUSICNN_HOP),
+            stft,
             mel: MelFilterbank::new(
                 MUSICNN_SAMPLE_RATE_HZ,
                 MUSICNN_N_FFT,

@@ -35,6 +35,18 @@ pub struct PowerStft {
 impl PowerStft {
     /// A new STFT with window length `n_fft` and hop `hop`.
     pub fn new(n_fft: usize, hop: usize) -> Self {
+        Self::with_left_pad(n_fft, hop, n_fft / 2)
+    }
+
+    /// An STFT over a piece cut from inside a longer signal: no left padding, so frame
+    /// `f` covers samples `[f * hop, f * hop + n_fft)` of what is pushed. Pushing a
+    /// signal from `n_fft / 2` samples before centred frame `g` gives frames `g, g+1...`
+    /// of the whole signal's centred STFT.
+    pub fn uncentred(n_fft: usize, hop: usize) -> Self {
+        Self::with_left_pad(n_fft, hop, 0)
+    }
+
+    fn with_left_pad(n_fft: usize, hop: usize, pad: usize) -> Self {
         let fft = RealFftPlanner::<f64>::new().plan_fft_forward(n_fft);
         let spectrum = fft.make_output_vec();
         let scratch = fft.make_scratch_vec();
@@ -43,7 +55,7 @@ impl PowerStft {
             hop,
             window: hann_periodic(n_fft),
             fft,
-            buf: vec![0.0; n_fft / 2],
+            buf: vec![0.0; pad],
             samples_in: 0,
             frames_out: 0,
             frame_in: vec![0.0; n_fft],

@@ -83,15 +83,12 @@ pub struct ScanReport {
 /// Can the audio of `path` be decoded? Opens the decoder and decodes the first
 /// packets: enough to catch a file that is not audio, or audio we cannot decode,
 /// without the cost of decoding it all.
-fn probe_audio(path: &Path) -> Result<(), String> {
-    let mut stream = crate::audio::open(path).map_err(|e| e.to_string())?;
-    match stream.next_chunk() {
-        Ok(Some(_)) => Ok(()),
-        Ok(None) => Err(crate::error::DecodeError::Empty {
+fn probe_audio(path: &Path) -> Result<(), crate::error::DecodeError> {
+    match crate::audio::open(path)?.next_chunk()? {
+        Some(_) => Ok(()),
+        None => Err(crate::error::DecodeError::Empty {
             path: path.to_path_buf(),
-        }
-        .to_string()),
-        Err(e) => Err(e.to_string()),
+        }),
     }
 }
 
@@ -199,7 +196,7 @@ impl Library {
                     Err(e) => (super::TrackTags::default(), Some(e.to_string())),
                 };
                 if error.is_none() {
-                    error = probe_audio(path).err();
+                    error = probe_audio(path).err().map(|e| e.to_string());
                 }
                 if let Some(e) = &error {
                     report.errors.push((path.clone(), e.clone()));

@@ -12,17 +12,29 @@ pub enum DeviceChoice {
     Gpu,
 }
 
+/// Why the device asked for cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeviceError {
+    /// Built without the `gpu` feature.
+    #[error("this build has no GPU support (rebuild with --features gpu)")]
+    NotBuilt,
+    /// wgpu found no adapter.
+    #[error("no usable GPU: wgpu found no adapter (use --device cpu)")]
+    NoAdapter,
+    /// The probe computation came back wrong.
+    #[error("the GPU (burn-wgpu) gave a wrong result for a probe computation")]
+    WrongResult,
+}
+
 impl DeviceChoice {
-    /// The burn device, or an error when the choice was not compiled in.
-    pub fn device(self) -> Result<Device, String> {
+    /// The burn device, or why it cannot be used.
+    pub fn device(self) -> Result<Device, DeviceError> {
         match self {
             DeviceChoice::Cpu => Ok(Device::flex()),
             #[cfg(feature = "gpu")]
             DeviceChoice::Gpu => probe_gpu(),
             #[cfg(not(feature = "gpu"))]
-            DeviceChoice::Gpu => {
-                Err("this build has no GPU support (rebuild with --features gpu)".into())
-            }
+            DeviceChoice::Gpu => Err(DeviceError::NotBuilt),
         }
     }
 }
@@ -30,7 +42,7 @@ impl DeviceChoice {
 /// burn-wgpu panics when no adapter exists; probe with a tiny computation first so
 /// `--device gpu` on a machine without a GPU is a clear error, not a crash.
 #[cfg(feature = "gpu")]
-fn probe_gpu() -> Result<Device, String> {
+fn probe_gpu() -> Result<Device, DeviceError> {
     use burn::tensor::{Tensor, TensorData};
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
@@ -43,7 +55,7 @@ fn probe_gpu() -> Result<Device, String> {
     std::panic::set_hook(previous);
     match probe {
         Ok(Some(device)) => Ok(device),
-        Ok(None) => Err("the GPU (burn-wgpu) gave a wrong result for a probe computation".into()),
-        Err(_) => Err("no usable GPU: wgpu found no adapter (use --device cpu)".into()),
+        Ok(None) => Err(DeviceError::WrongResult),
+        Err(_) => Err(DeviceError::NoAdapter),
     }
 }

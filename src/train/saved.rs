@@ -19,7 +19,7 @@ use super::trainer::{Norm, TrackData, Vote, predict, track_probs};
 use crate::error::{Error, ModelError};
 use crate::listen::{Heard, PATCH_SECS, edge_bounds};
 use crate::ml::Backbone;
-use crate::ml::musicnn::{EMBED_DIM, N_TAGS, PATCH_FRAMES};
+use crate::ml::musicnn::{EMBED_DIM, N_MELS, N_TAGS, PATCH_FRAMES};
 use crate::model::calibration::Calibration;
 use crate::model::{
     DecisionRule, GenreModel, Listening, ModelOutput, SegmentOutput, Taxonomy, plain_taxonomy,
@@ -134,6 +134,40 @@ pub struct SavedModel {
     weights_digest: u128,
     taxonomy: Taxonomy,
     backbone: Option<Arc<Backbone>>,
+    /// The backbone's outputs for the patches it ran last.
+    memo: std::sync::Mutex<PatchMemo>,
+    /// Patches the backbone has run (not counting those taken from `memo`).
+    patches_run: std::sync::atomic::AtomicU64,
+}
+
+/// The backbone's (embedding, tags) for the most recent patches, keyed by a 128-bit hash
+/// of each patch's log-mel: adaptive listening analyses a track's first-look patches
+/// again with the rest when the first look did not settle it, and they are not run twice.
+#[derive(Default)]
+struct PatchMemo {
+    outputs: std::collections::HashMap<u128, (Vec<f32>, Vec<f32>)>,
+    order: std::collections::VecDeque<u128>,
+}
+
+impl PatchMemo {
+    /// Patches remembered (about 1 KiB each).
+    const CAPACITY: usize = 256;
+
+    fn key(patch: &[f32]) -> u128 {
+        let bytes: Vec<u8> = patch.iter().flat_map(|v| v.to_le_bytes()).collect();
+        xxhash_rust::xxh3::xxh3_128(&bytes)
+    }
+
+    fn insert(&mut self, key: u128, out: (Vec<f32>, Vec<f32>)) {
+        if self.outputs.insert(key, out).is_none() {
+            self.order.push_back(key);
+        }
+        while self.order.len() > Self::CAPACITY {
+            if let Some(old) = self.order.pop_front() {
+                self.outputs.remove(&old);
+            }
+        }
+    }
 }
 
 /// Probabilities of one track.
@@ -211,9 +245,16 @@ impl SavedModel {
             weights_digest: h.digest128(),
             taxonomy,
             backbone,
+            memo: Default::default(),
+            patches_run: Default::default(),
         };
         me.rehash();
         Ok(me)
+    }
+
+    /// Patches its backbone has run so far (those it remembered are not run again).
+    pub fn backbone_patches_run(&self) -> u64 {
+        self.patches_run.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Recompute the id after the description changed.
@@ -619,11 +660,52 @@ impl SavedModel {
             .backbone
             .as_ref()
             .ok_or_else(|| ModelError::Other("the backbone is not loaded".into()))?;
-        let all: Vec<f32> = heard
+        // Patches the backbone ran lately are taken from the memo; the others run in one
+        // batch.
+        let per = PATCH_FRAMES * N_MELS;
+        let patches = || heard.iter().flat_map(|h| h.patches.chunks_exact(per));
+        let keys: Vec<u128> = patches().map(PatchMemo::key).collect();
+        let mut have = std::collections::HashMap::new();
+        let (mut missing, mut missing_keys) = (Vec::new(), Vec::new());
+        {
+            let memo = self.memo.lock().unwrap_or_else(|p| p.into_inner());
+            for (k, patch) in keys.iter().zip(patches()) {
+                if have.contains_key(k) {
+                    continue;
+                }
+                match memo.outputs.get(k) {
+                    Some(o) => {
+                        have.insert(*k, o.clone());
+                    }
+                    None => {
+                        missing.extend_from_slice(patch);
+                        missing_keys.push(*k);
+                        // Marks it as on its way (a patch twice in one call runs once).
+                        have.insert(*k, (Vec::new(), Vec::new()));
+                    }
+                }
+            }
+        }
+        let computed = bb.embed_patches(&missing, 32);
+        self.patches_run
+            .fetch_add(computed.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        {
+            let mut memo = self.memo.lock().unwrap_or_else(|p| p.into_inner());
+            for (k, o) in missing_keys.iter().zip(&computed) {
+                memo.insert(*k, o.clone());
+            }
+        }
+        have.extend(missing_keys.into_iter().zip(computed));
+        let all: Vec<(Vec<f32>, Vec<f32>)> = keys
             .iter()
-            .flat_map(|h| h.patches.iter().copied())
-            .collect();
-        let mut outs = bb.embed_patches(&all, 32).into_iter();
+            .map(|k| {
+                have.get(k)
+                    .filter(|o| !o.0.is_empty())
+                    .cloned()
+                    .ok_or_else(|| ModelError::Other("the backbone gave no output".into()))
+            })
+            .collect::<Result<_, _>>()?;
+        let mut outs = all.into_iter();
         Ok(heard
             .iter()
             .map(|h| {

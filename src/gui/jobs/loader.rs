@@ -256,7 +256,7 @@ fn analyse_loop(
             AnalyseOptions {
                 max_patches: None,
                 batch_tracks: 1,
-                adaptive: false,
+                ..AnalyseOptions::default()
             },
         );
         let r = std::panic::catch_unwind(AssertUnwindSafe(|| {
