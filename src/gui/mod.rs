@@ -31,6 +31,11 @@ pub use state::{Exercise, Settings, StartOptions, Tab};
 
 /// Open the window and run until it is closed.
 pub fn run(start: StartOptions) -> anyhow::Result<()> {
+    // The compute pool (the backbone, training) works in the background: its threads run
+    // at a lower priority than the UI thread. (Fails only if the pool already exists.)
+    let _ = rayon::ThreadPoolBuilder::new()
+        .start_handler(|_| jobs::background_priority())
+        .build_global();
     // OpenGL (glow) by default: on this GPU-less machine Mesa's software OpenGL draws a
     // frame in ~16 ms where wgpu on its software Vulkan takes ~75 ms (measured with
     // scripts/frame_times.sh). GENRETAG_RENDERER=wgpu picks wgpu.

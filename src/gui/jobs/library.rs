@@ -208,6 +208,8 @@ impl LibraryHandle {
         let spawned = std::thread::Builder::new()
             .name("library".into())
             .spawn(move || {
+                // Its decoding thread and the backbone's pool inherit this.
+                super::background_priority();
                 let tx = w.tx.clone();
                 let ctx = w.ctx.clone();
                 if let Err(p) = std::panic::catch_unwind(AssertUnwindSafe(|| w.run(rx_cmd))) {

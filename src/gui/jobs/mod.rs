@@ -69,3 +69,16 @@ const _: () = {
     send::<tasks::Comparison>();
     send::<tasks::LoadedRun>();
 };
+
+/// Run the calling thread (and the threads it starts) at a lower CPU priority: background
+/// work (analysis, training) then never delays the UI thread on a machine whose cores it
+/// keeps busy. Linux (`nice 10` for this thread); elsewhere nothing.
+pub fn background_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: gettid and setpriority take no pointers; setpriority on a thread id changes
+    // only that thread.
+    unsafe {
+        let tid = libc::gettid();
+        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 10);
+    }
+}

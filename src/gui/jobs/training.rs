@@ -62,6 +62,7 @@ impl TrainingHandle {
         let spawned = std::thread::Builder::new()
             .name("training".into())
             .spawn(move || {
+                super::background_priority();
                 let send = |e: TrainEvent| {
                     let _ = tx.send(e);
                     ctx.request_repaint();
