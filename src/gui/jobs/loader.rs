@@ -106,13 +106,20 @@ impl TrackLoader {
         let (t, c, l) = (tx_ev.clone(), ctx.clone(), latest.clone());
         let decode_ok = std::thread::Builder::new()
             .name("track-decoder".into())
-            .spawn(move || decode_loop(decode_rx, t, c, l))
+            .spawn(move || {
+                // Behind the UI thread: a frame is never held up by decoding.
+                super::background_priority();
+                decode_loop(decode_rx, t, c, l)
+            })
             .map_err(|e| broken = Some(format!("cannot start the track decoder: {e}")))
             .is_ok();
         let (t, c, l) = (tx_ev, ctx, latest.clone());
         let analyse_ok = std::thread::Builder::new()
             .name("track-analyser".into())
-            .spawn(move || analyse_loop(analyse_rx, t, c, l))
+            .spawn(move || {
+                super::background_priority();
+                analyse_loop(analyse_rx, t, c, l)
+            })
             .map_err(|e| broken = Some(format!("cannot start the track analyser: {e}")))
             .is_ok();
         Self {
