@@ -324,29 +324,15 @@ fn issue13_tag_from_jsonl_writes_what_was_classified_and_undoes() {
     let db = dir.path().join("lib.sqlite3");
     // A preview from a pipe (standard input), and one with a stricter --min-prob: the
     // tones' recorded decisions are below 0.9999, so they become unsure.
+    let db_arg = db.to_str().expect("utf-8 temporary path");
     let preview = |extra: &[&str]| -> Value {
-        let mut child = genretag()
-            .args(["tag", "--jsonl", "--from-jsonl", "-", "--db"])
-            .arg(&db)
-            .args(extra)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("runs");
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(text.as_bytes())
-            .expect("feed");
-        let out = child.wait_with_output().expect("done");
-        assert!(out.status.success());
-        let last = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .last()
-            .map(|l| serde_json::from_str::<Value>(l).expect("json"))
-            .expect("a summary");
-        last["summary"].clone()
+        let args: Vec<&str> = ["tag", "--jsonl", "--from-jsonl", "-", "--db", db_arg]
+            .into_iter()
+            .chain(extra.iter().copied())
+            .collect();
+        let (code, lines) = run_jsonl(&args, &[], text.as_bytes());
+        assert_eq!(code, 0);
+        lines.last().expect("a summary")["summary"].clone()
     };
     assert_eq!(preview(&[])["would_tag"], 2);
     let strict = preview(&["--min-prob", "0.9999"]);

@@ -102,16 +102,7 @@ impl ConvMax {
                 (p, t0, self.tile(patch, t, m, t0, tt, scratch))
             })
             .collect();
-        let mut out = vec![0.0f32; b * self.cout * t];
-        for (p, t0, tile) in tiles {
-            let tt = tile.len() / self.cout;
-            for ti in 0..tt {
-                for ch in 0..self.cout {
-                    out[(p * self.cout + ch) * t + t0 + ti] = tile[ti * self.cout + ch];
-                }
-            }
-        }
-        out
+        scatter_tiles(tiles, b, self.cout, t)
     }
 
     /// One tile: time steps `t0..t0 + tt` of one patch -> `[tt, cout]`.
@@ -200,6 +191,25 @@ impl ConvMax {
         }
         out
     }
+}
+
+/// Tiles `(patch, t0, [tt, cout] values)` gathered into `[patches, cout, t]`.
+pub(crate) fn scatter_tiles(
+    tiles: Vec<(usize, usize, Vec<f32>)>,
+    patches: usize,
+    cout: usize,
+    t: usize,
+) -> Vec<f32> {
+    let mut out = vec![0.0f32; patches * cout * t];
+    for (p, t0, tile) in tiles {
+        let tt = tile.len() / cout;
+        for ti in 0..tt {
+            for ch in 0..cout {
+                out[(p * cout + ch) * t + t0 + ti] = tile[ti * cout + ch];
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]

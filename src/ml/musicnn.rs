@@ -292,17 +292,16 @@ fn bn_negative_scale(b: &BatchNorm) -> Vec<bool> {
         .unwrap_or_default()
 }
 
+/// A tensor's values, as a plain vector.
+fn values<const D: usize>(t: Tensor<D>) -> Option<Vec<f32>> {
+    t.into_data().try_to_vec::<f32>().ok()
+}
+
 /// A convolution's weights, bias and `[cout, kt, km]` shape, as plain vectors.
 fn conv_params(conv: &Conv2d) -> Option<(Vec<f32>, Vec<f32>, [usize; 3])> {
     let [cout, _, kt, km] = conv.weight.val().dims();
-    let weight = conv.weight.val().into_data().try_to_vec::<f32>().ok()?;
-    let bias = conv
-        .bias
-        .as_ref()?
-        .val()
-        .into_data()
-        .try_to_vec::<f32>()
-        .ok()?;
+    let weight = values(conv.weight.val())?;
+    let bias = values(conv.bias.as_ref()?.val())?;
     Some((weight, bias, [cout, kt, km]))
 }
 
@@ -336,12 +335,11 @@ fn conv_max_q(
 
 /// A batch norm's `[gamma, beta, running mean, running variance]`.
 fn bn_params(b: &BatchNorm) -> Option<[Vec<f32>; 4]> {
-    let v = |t: Tensor<1>| t.into_data().try_to_vec::<f32>().ok();
     Some([
-        v(b.gamma.val())?,
-        v(b.beta.val())?,
-        v(b.running_mean.value())?,
-        v(b.running_var.value())?,
+        values(b.gamma.val())?,
+        values(b.beta.val())?,
+        values(b.running_mean.value())?,
+        values(b.running_var.value())?,
     ])
 }
 
@@ -360,14 +358,8 @@ fn bn_affine(b: &BatchNorm) -> Option<(Vec<f32>, Vec<f32>)> {
 
 fn conv1d_bn(conv: &Conv1d, norm: &BatchNorm) -> Option<Conv1dBn> {
     let [cout, cin, _] = conv.weight.val().dims();
-    let weight = conv.weight.val().into_data().try_to_vec::<f32>().ok()?;
-    let bias = conv
-        .bias
-        .as_ref()?
-        .val()
-        .into_data()
-        .try_to_vec::<f32>()
-        .ok()?;
+    let weight = values(conv.weight.val())?;
+    let bias = values(conv.bias.as_ref()?.val())?;
     let [g, b, m, v] = bn_params(norm)?;
     Some(Conv1dBn::new(
         &weight,

@@ -358,16 +358,7 @@ impl ConvMaxQ {
                 (p, t0, self.tile(&patches[p], shape, t0, tt, vnni))
             })
             .collect();
-        let mut out = vec![0.0f32; patches.len() * self.cout * t];
-        for (p, t0, tile) in tiles {
-            let tt = tile.len() / self.cout;
-            for ti in 0..tt {
-                for ch in 0..self.cout {
-                    out[(p * self.cout + ch) * t + t0 + ti] = tile[ti * self.cout + ch];
-                }
-            }
-        }
-        out
+        super::frontend::scatter_tiles(tiles, patches.len(), self.cout, t)
     }
 
     /// Time steps `t0..t0 + tt` of one patch -> `[tt, cout]`.
