@@ -176,6 +176,26 @@ pub enum Error {
     /// A report could not be read or written.
     #[error(transparent)]
     Report(#[from] ReportError),
+    /// A figure or table could not be drawn or exported.
+    #[error(transparent)]
+    Plot(#[from] crate::train::plots::PlotError),
+    /// The compute device could not be chosen.
+    #[error(transparent)]
+    Device(#[from] crate::ml::device::DeviceError),
+    /// A taxonomy file could not be read.
+    #[error(transparent)]
+    Taxonomy(#[from] crate::model::taxonomy::TaxonomyError),
+    /// The work was cancelled by the user.
+    #[error("cancelled")]
+    Cancelled,
+    /// A tool the work needs is not installed.
+    #[error("{what} need {tool} (install it, e.g. `apt install {tool}`)")]
+    MissingTool {
+        /// The program.
+        tool: &'static str,
+        /// What needs it.
+        what: &'static str,
+    },
 }
 
 /// A training or evaluation report (`report.json` and its tables and plots) could not be

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use rayon::prelude::*;
 
 use crate::analysis::{AnalyseOptions, Analyzer, TrackAnalysis, Verdict};
-use crate::error::{Error, ModelError};
+use crate::error::{Error, ModelError, ReportError};
 use crate::model::GenreModel;
 use crate::model::calibration::{CalibrationSummary, TARGET_PRECISION, argmax};
 use crate::shift::Shift;
@@ -70,7 +70,6 @@ pub fn evaluate(
     opts: &EvalOptions,
     on_event: &mut (dyn FnMut(&Event) + Send),
 ) -> Result<Report, Error> {
-    let other = |s: String| Error::from(ModelError::Other(s));
     let ds = source.load()?;
     let (split_name, idx, missing) = match split {
         Some(s) => {
@@ -125,7 +124,12 @@ pub fn evaluate(
         on_event(&Event::Log(format!("skipped {}: {why}", p.display())));
     }
     if scored.is_empty() {
-        return Err(other("no track could be evaluated".into()));
+        return Err(crate::train::dataset::SplitError::TooFewUsable {
+            usable: 0,
+            needed: 1,
+            when: " for the evaluation",
+        }
+        .into());
     }
     let labels = model.labels().to_vec();
     let known: Vec<&Scored> = scored.iter().filter(|s| s.truth.is_some()).collect();
@@ -385,7 +389,13 @@ fn build_long_file<'a>(clips: impl Iterator<Item = &'a Path>, out: &Path) -> Res
         bits_per_sample: 16,
         sample_format: hound::SampleFormat::Int,
     };
-    let io = |e: hound::Error| ModelError::Other(format!("cannot write {}: {e}", out.display()));
+    let io = |e: hound::Error| ReportError::Io {
+        path: out.to_path_buf(),
+        source: match e {
+            hound::Error::IoError(e) => e,
+            e => std::io::Error::other(e),
+        },
+    };
     let mut w = hound::WavWriter::create(out, spec).map_err(io)?;
     let put = |x: f32, w: &mut hound::WavWriter<_>| {
         w.write_sample((x.clamp(-1.0, 1.0) * 32767.0) as i16)

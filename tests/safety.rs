@@ -358,11 +358,16 @@ fn issue14_undo_walks_back_batch_by_batch_and_decides_by_content() {
     let t = text(&out);
     assert_eq!(out.status.code(), Some(1), "{t}");
     assert!(t.contains("refused") && t.contains("f0.flac"), "{t}");
+    assert!(
+        t.contains("changed since genretag"),
+        "the refusal says why: {t}"
+    );
     assert!(files[1..].iter().all(|f| genres(f) == vec!["First"]));
     let out = undo(&db);
     let t = text(&out);
     // Batch "First" (not "Third" again): f0 was written over by the refused batch.
     assert!(t.contains("5 reverted, 1 refused"), "{t}");
+    assert!(t.contains("wrote this file again later"), "{t}");
     assert!(files[1..].iter().all(|f| genres(f) == vec!["Old"]));
     assert_eq!(genres(&files[0]), vec!["Hand Edit"]);
     let out = undo(&db);

@@ -280,7 +280,18 @@ pub fn run(args: TagArgs, device: &Device) -> anyhow::Result<u8> {
 }
 
 /// A file's analysis for tagging: fresh, cached, or read from `classify --jsonl`.
-type Judged = Result<StoredAnalysis, String>;
+type Judged = Result<StoredAnalysis, NotAnalysed>;
+
+/// Why a file has no analysis to tag from.
+#[derive(Debug, thiserror::Error)]
+enum NotAnalysed {
+    /// The analysis failed here.
+    #[error(transparent)]
+    Failed(#[from] crate::Error),
+    /// `classify --jsonl` recorded a failure: its words, as it wrote them.
+    #[error("{0}")]
+    Recorded(String),
+}
 
 /// One track line of `classify --jsonl`, as far as tagging needs it.
 #[derive(Debug, serde::Deserialize)]
@@ -383,7 +394,9 @@ fn read_classified(
                 ..StoredAnalysis::default()
             })
         } else {
-            Err(l.error.clone().unwrap_or_else(|| "failed".into()))
+            Err(NotAnalysed::Recorded(
+                l.error.clone().unwrap_or_else(|| "failed".into()),
+            ))
         };
         let model = l.model.as_str().unwrap_or("").to_string();
         tracks.push((path, judged, model));
@@ -598,7 +611,7 @@ fn run_tag(args: TagArgs, device: &Device, log: &mut WriteLog) -> anyhow::Result
                 path,
                 status: "failed",
                 proposal: None,
-                error: Some(e),
+                error: Some(e.to_string()),
             },
             Ok(a) => match read_tags(&path) {
                 Err(e) => FileReport {
@@ -690,7 +703,7 @@ fn run_tag(args: TagArgs, device: &Device, log: &mut WriteLog) -> anyhow::Result
             let model_id = analyzer.model().id().to_string();
             // Files whose analysis is cached for this model are not decoded again.
             Cached::new(analyzer, &lib).get_or_analyse(found, |path, r, _cached| {
-                match one(path, r.map_err(|e| e.to_string()), &model_id) {
+                match one(path, r.map_err(NotAnalysed::from), &model_id) {
                     Ok(()) => true,
                     Err(e) => {
                         fatal = Some(e);

@@ -15,8 +15,8 @@ use eframe::egui::{self, RichText};
 use super::diagnostics::Diagnostics;
 use super::jobs::tasks::{self, Comparison, LoadedRun, PreviewInput, PreviewState};
 use super::jobs::{
-    LibCommand, LibEvent, LibraryHandle, LoadedTrack, ModelInfo, TrackLoader, TrainingHandle,
-    spawn_task,
+    LibCommand, LibEvent, LibraryHandle, LoadedTrack, ModelInfo, TaskError, TrackLoader,
+    TrainingHandle, spawn_task,
 };
 use super::player::Player;
 use super::state::{Exercise, RowAnalysis, Settings, StartOptions, Status, Tab, Table};
@@ -27,7 +27,7 @@ use crate::train::report::Report;
 use crate::train::trainer::{EpochStats, TrainConfig};
 
 /// The result channel of a one-off job.
-pub(super) type Job<T> = Receiver<Result<T, String>>;
+pub(super) type Job<T> = Receiver<Result<T, TaskError>>;
 
 /// Time per frame for draining worker events; the rest waits for the next frame.
 pub(super) const EVENT_BUDGET: Duration = Duration::from_millis(4);
@@ -163,16 +163,16 @@ pub(super) struct TrainingState {
     pub report_dir: Option<PathBuf>,
     pub has_model: bool,
     pub run_input: String,
-    pub loading_run: Option<Receiver<Result<LoadedRun, String>>>,
+    pub loading_run: Option<Job<LoadedRun>>,
     pub run_error: Option<String>,
     pub compare_input: String,
-    pub comparing: Option<Receiver<Result<Comparison, String>>>,
+    pub comparing: Option<Job<Comparison>>,
     pub comparison: Option<Comparison>,
     pub compare_msg: Option<String>,
     pub scroll_to_compare: bool,
     pub normalise: Normalise,
     pub export_dir: String,
-    pub exporting: Option<Receiver<Result<Vec<PathBuf>, String>>>,
+    pub exporting: Option<Job<Vec<PathBuf>>>,
     pub export_msg: Option<Result<String, String>>,
 }
 
@@ -235,7 +235,9 @@ pub struct GenretagApp {
     pub(super) undoing: bool,
     pub(super) genre_values: Option<Vec<String>>,
     pub(super) playlist_by: super::state::PlaylistBy,
-    pub(super) playlists: Option<Receiver<Result<Vec<PathBuf>, String>>>,
+    pub(super) playlists: Option<Job<Vec<PathBuf>>>,
+    /// The library table's laid-out cell texts, kept across frames.
+    pub(super) cell_texts: super::cell_texts::CellTexts,
     pub(super) playlist_msg: Option<Result<String, String>>,
     pub(super) status: String,
     pub(super) track: TrackState,
@@ -319,6 +321,7 @@ impl GenretagApp {
             genre_values: None,
             playlist_by: super::state::PlaylistBy::Predicted,
             playlists: None,
+            cell_texts: Default::default(),
             playlist_msg: None,
             status: String::new(),
             track: TrackState::default(),
@@ -457,6 +460,7 @@ impl GenretagApp {
         if index >= self.table.rows.len() {
             return;
         }
+        self.diag.mark("track selected");
         self.table.select_one(index);
         if self.track.current == Some(index) {
             return;
@@ -826,7 +830,16 @@ impl GenretagApp {
             let rows = self.table.rows.len();
             egui::Panel::bottom("diagnostics").show(ui, |ui| self.diag.ui(ui, rows));
         }
-        egui::CentralPanel::default().show(ui, |ui| match self.settings.tab {
+        let tab = self.settings.tab;
+        if self.diag.last_tab.replace(tab) != Some(tab) {
+            self.diag.mark("view changed");
+        }
+        self.diag.mark(match tab {
+            Tab::Library => "library view",
+            Tab::Track => "track view",
+            Tab::Training => "training view",
+        });
+        egui::CentralPanel::default().show(ui, |ui| match tab {
             Tab::Library => self.library_ui(ui),
             Tab::Track => self.track_ui(ui),
             Tab::Training => self.training_ui(ui),

@@ -82,6 +82,32 @@ impl Histogram {
     }
 }
 
+/// How many of the slowest frames are kept.
+const SLOWEST: usize = 8;
+
+/// One of the slowest frames and what happened in it.
+#[derive(Debug, Clone)]
+pub struct SlowFrame {
+    /// Its number (0: the first frame).
+    pub frame: u64,
+    /// UI code, wall time, ms.
+    pub ms: f32,
+    /// UI code, this thread's CPU time, ms (NaN where unknown).
+    pub cpu_ms: f32,
+    /// What it did ([`Diagnostics::mark`]), in order, each once.
+    pub what: Vec<&'static str>,
+}
+
+impl SlowFrame {
+    fn rank(&self) -> f32 {
+        if self.cpu_ms.is_nan() {
+            self.ms
+        } else {
+            self.cpu_ms
+        }
+    }
+}
+
 /// Frame-time bookkeeping.
 #[derive(Debug, Default)]
 pub struct Diagnostics {
@@ -94,8 +120,24 @@ pub struct Diagnostics {
     pub tagging: Histogram,
     /// UI-code time of frames right after a sort or filter change.
     pub sorting: Histogram,
+    /// CPU time the UI thread itself spent in the app's code per frame: the wall
+    /// time above less the time the scheduler gave other threads (on a busy machine
+    /// the two differ by whatever pre-empted the UI thread).
+    pub ui_cpu: Histogram,
+    /// The same for sort frames.
+    pub sorting_cpu: Histogram,
+    /// The slowest frames (UI code's CPU time, else wall time) with what they did,
+    /// slowest first.
+    pub slowest: Vec<SlowFrame>,
+    /// The library table's cell texts: drawn from its cache, laid out anew, kept now.
+    pub cell_texts: (u64, u64, usize),
+    /// The view the last frame showed (a change is marked).
+    pub last_tab: Option<super::state::Tab>,
+    /// What the current frame did so far (see [`Diagnostics::mark`]).
+    marks: Vec<&'static str>,
+    frames_begun: u64,
     last_start: Option<Instant>,
-    frame_start: Option<Instant>,
+    frame_start: Option<(Instant, Option<f64>)>,
     /// Where `--frame-log` writes (JSON).
     pub log: Option<PathBuf>,
     last_log: Option<Instant>,
@@ -113,12 +155,25 @@ impl Diagnostics {
         if let Some(prev) = self.last_start.replace(now) {
             self.interval.record((now - prev).as_secs_f32() * 1e3);
         }
-        self.frame_start = Some(now);
+        self.frame_start = Some((now, thread_cpu_ms()));
+        self.marks.clear();
+        if self.frames_begun == 0 {
+            self.marks.push("first frame");
+        }
+        self.frames_begun += 1;
+    }
+
+    /// Note what the current frame does (an event kind, a view, a sort), so the slowest
+    /// frames in the log say why they were slow. Cheap: a static string, kept once.
+    pub fn mark(&mut self, what: &'static str) {
+        if !self.marks.contains(&what) {
+            self.marks.push(what);
+        }
     }
 
     /// The frame's UI code ended; `tagging` / `sorting`: what the frame did.
     pub fn end(&mut self, tagging: bool, sorting: bool) {
-        if let Some(t0) = self.frame_start.take() {
+        if let Some((t0, cpu0)) = self.frame_start.take() {
             let ms = t0.elapsed().as_secs_f32() * 1e3;
             self.ui.record(ms);
             if tagging {
@@ -126,6 +181,40 @@ impl Diagnostics {
             }
             if sorting {
                 self.sorting.record(ms);
+            }
+            let cpu = match (cpu0, thread_cpu_ms()) {
+                (Some(c0), Some(c1)) => {
+                    let cpu = (c1 - c0) as f32;
+                    self.ui_cpu.record(cpu);
+                    if sorting {
+                        self.sorting_cpu.record(cpu);
+                    }
+                    cpu
+                }
+                _ => f32::NAN,
+            };
+            // Ranked by the thread's own CPU time where known: wall time also counts
+            // whatever the scheduler ran instead of the UI thread.
+            let rank = if cpu.is_nan() { ms } else { cpu };
+            if self.slowest.len() < SLOWEST || self.slowest.last().is_some_and(|s| s.rank() < rank)
+            {
+                if sorting {
+                    self.mark("sort");
+                }
+                if tagging {
+                    self.mark("tagging");
+                }
+                let at = self.slowest.partition_point(|s| s.rank() >= rank);
+                self.slowest.insert(
+                    at,
+                    SlowFrame {
+                        frame: self.frames_begun - 1,
+                        ms,
+                        cpu_ms: cpu,
+                        what: self.marks.clone(),
+                    },
+                );
+                self.slowest.truncate(SLOWEST);
             }
         }
     }
@@ -146,7 +235,7 @@ impl Diagnostics {
     pub fn json(&mut self, tracks: usize, analysed: usize) -> String {
         let rss = self.peak_rss().unwrap_or(0.0);
         format!(
-            "{{\"frames\": {}, \"ui_p50_ms\": {:.3}, \"ui_p99_ms\": {:.3}, \"ui_max_ms\": {:.3}, \"interval_p50_ms\": {:.3}, \"interval_p99_ms\": {:.3}, \"tag_frames\": {}, \"tag_max_ms\": {:.3}, \"sort_frames\": {}, \"sort_max_ms\": {:.3}, \"tracks\": {tracks}, \"analysed\": {analysed}, \"rss_peak_mb\": {:.1}, \"exercise_done\": {}}}\n",
+            "{{\"frames\": {}, \"ui_p50_ms\": {:.3}, \"ui_p99_ms\": {:.3}, \"ui_max_ms\": {:.3}, \"interval_p50_ms\": {:.3}, \"interval_p99_ms\": {:.3}, \"tag_frames\": {}, \"tag_max_ms\": {:.3}, \"sort_frames\": {}, \"sort_max_ms\": {:.3}, \"ui_cpu_p50_ms\": {:.3}, \"ui_cpu_p99_ms\": {:.3}, \"ui_cpu_max_ms\": {:.3}, \"sort_cpu_max_ms\": {:.3}, \"tracks\": {tracks}, \"analysed\": {analysed}, \"rss_peak_mb\": {:.1}, \"exercise_done\": {}, \"cell_texts\": {{\"hits\": {}, \"misses\": {}, \"kept\": {}}}, \"slowest\": [{}]}}\n",
             self.ui.len(),
             self.ui.quantile(0.5),
             self.ui.quantile(0.99),
@@ -157,8 +246,26 @@ impl Diagnostics {
             self.tagging.max(),
             self.sorting.len(),
             self.sorting.max(),
+            self.ui_cpu.quantile(0.5),
+            self.ui_cpu.quantile(0.99),
+            self.ui_cpu.max(),
+            self.sorting_cpu.max(),
             rss,
             self.exercise_done,
+            self.cell_texts.0,
+            self.cell_texts.1,
+            self.cell_texts.2,
+            self.slowest
+                .iter()
+                .map(|f| format!(
+                    "{{\"frame\": {}, \"ms\": {:.2}, \"cpu_ms\": {:.2}, \"what\": \"{}\"}}",
+                    f.frame,
+                    f.ms,
+                    f.cpu_ms,
+                    f.what.join(", ")
+                ))
+                .collect::<Vec<_>>()
+                .join(", "),
         )
     }
 
@@ -193,6 +300,13 @@ impl Diagnostics {
                 self.ui.max(),
                 self.ui.len()
             ));
+            if !self.ui_cpu.is_empty() {
+                ui.label(format!(
+                    "of it on the CPU: p99 {:.2} ms, max {:.2} ms",
+                    self.ui_cpu.quantile(0.99),
+                    self.ui_cpu.max()
+                ));
+            }
             ui.label(format!(
                 "frame interval p50 {:.1} ms; {tracks} rows; peak memory {}",
                 self.interval.quantile(0.5),
@@ -203,8 +317,30 @@ impl Diagnostics {
                 self.interval.clear();
                 self.tagging.clear();
                 self.sorting.clear();
+                self.ui_cpu.clear();
+                self.sorting_cpu.clear();
+                self.slowest.clear();
             }
         });
+    }
+}
+
+/// CPU time this thread has used, in milliseconds (None where the platform has no
+/// per-thread clock).
+fn thread_cpu_ms() -> Option<f64> {
+    #[cfg(unix)]
+    {
+        let mut t = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `t` is a valid timespec for the call to fill.
+        let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
+        (rc == 0).then_some(t.tv_sec as f64 * 1e3 + t.tv_nsec as f64 * 1e-6)
+    }
+    #[cfg(not(unix))]
+    {
+        None
     }
 }
 

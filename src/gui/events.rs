@@ -3,13 +3,13 @@
 //! frame-time measurements.
 
 use std::path::PathBuf;
-use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::mpsc::TryRecvError;
 use std::time::{Duration, Instant};
 
 use eframe::egui;
 
-use super::app::{Analysis, EVENT_BUDGET, GenretagApp, TrackState};
-use super::jobs::{LibEvent, LoaderEvent, TrainEvent};
+use super::app::{Analysis, EVENT_BUDGET, GenretagApp, Job, TrackState};
+use super::jobs::{LibEvent, LoaderEvent, TaskError, TrainEvent};
 use super::state::{Exercise, RowAnalysis, SortKey, Tab};
 
 impl GenretagApp {
@@ -313,7 +313,10 @@ impl GenretagApp {
                 break;
             }
             match self.lib.rx.try_recv() {
-                Ok(ev) => self.apply_library_event(ev),
+                Ok(ev) => {
+                    self.diag.mark(ev.kind());
+                    self.apply_library_event(ev);
+                }
                 Err(TryRecvError::Empty) => break,
                 Err(TryRecvError::Disconnected) => {
                     if !self.status.starts_with("the library worker") {
@@ -324,6 +327,7 @@ impl GenretagApp {
             }
         }
         while let Ok(ev) = self.loader.rx.try_recv() {
+            self.diag.mark(ev.kind());
             self.apply_loader_event(ev);
             if Instant::now() >= deadline {
                 left = true;
@@ -357,6 +361,7 @@ impl GenretagApp {
                 }
             }
             for ev in events {
+                self.diag.mark("training event");
                 finished |= self.apply_training_event(ev);
             }
         }
@@ -399,11 +404,14 @@ impl GenretagApp {
                     );
                     self.preview = p;
                 }
-                Err(e) => self.status = e,
+                Err(e) => self.status = e.to_string(),
             }
         }
         if let Some(r) = poll(&mut self.playlists) {
-            self.playlist_msg = Some(r.map(|files| files_written("wrote", "playlist(s)", &files)));
+            self.playlist_msg = Some(
+                r.map(|files| files_written("wrote", "playlist(s)", &files))
+                    .map_err(|e| e.to_string()),
+            );
         }
         let t = &mut self.training;
         if let Some(r) = poll(&mut t.loading_run) {
@@ -420,8 +428,8 @@ impl GenretagApp {
                     t.run_error = None;
                 }
                 Err(e) => {
-                    self.status = e.clone();
-                    t.run_error = Some(e);
+                    self.status = e.to_string();
+                    t.run_error = Some(e.to_string());
                 }
             }
         }
@@ -431,18 +439,21 @@ impl GenretagApp {
                     t.compare_msg = None;
                     t.comparison = Some(c);
                 }
-                Err(e) => t.compare_msg = Some(e),
+                Err(e) => t.compare_msg = Some(e.to_string()),
             }
             t.scroll_to_compare = true;
         }
         if let Some(r) = poll(&mut t.exporting) {
-            t.export_msg = Some(r.map(|files| files_written("exported", "file(s)", &files)));
+            t.export_msg = Some(
+                r.map(|files| files_written("exported", "file(s)", &files))
+                    .map_err(|e| e.to_string()),
+            );
         }
     }
 }
 
 /// The result of a one-off job, once (the job is then forgotten).
-fn poll<T>(slot: &mut Option<Receiver<Result<T, String>>>) -> Option<Result<T, String>> {
+fn poll<T>(slot: &mut Option<Job<T>>) -> Option<Result<T, TaskError>> {
     let rx = slot.as_ref()?;
     match rx.try_recv() {
         Ok(r) => {
@@ -452,7 +463,7 @@ fn poll<T>(slot: &mut Option<Receiver<Result<T, String>>>) -> Option<Result<T, S
         Err(TryRecvError::Empty) => None,
         Err(TryRecvError::Disconnected) => {
             *slot = None;
-            Some(Err("the job ended without a result".into()))
+            Some(Err(TaskError::Vanished))
         }
     }
 }

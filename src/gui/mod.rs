@@ -15,6 +15,7 @@
 //! and training.
 
 pub mod app;
+mod cell_texts;
 pub mod diagnostics;
 mod events;
 pub mod jobs;

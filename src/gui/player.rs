@@ -29,7 +29,30 @@ struct Shared {
     failed: AtomicBool,
     /// Why there is no sound (written by the player thread and the error callback,
     /// read by the UI).
-    no_sound: Mutex<Option<String>>,
+    no_sound: Mutex<Option<NoSound>>,
+}
+
+/// Why the player plays silently; the app goes on with a silent clock and shows this.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum NoSound {
+    /// The host has no output device (a server, a container, no sound card).
+    #[error("no audio output device: playing silently")]
+    NoDevice,
+    /// The device has no usable default configuration.
+    #[error("audio output unavailable ({0}): playing silently")]
+    Unavailable(cpal::Error),
+    /// The device wants samples in a format the player does not write.
+    #[error("audio output wants {0:?} samples (only f32 is supported): playing silently")]
+    Format(cpal::SampleFormat),
+    /// The output stream could not be opened.
+    #[error("cannot open the audio output ({0}): playing silently")]
+    Open(cpal::Error),
+    /// The stream could not be started.
+    #[error("cannot start audio ({0}): playing silently")]
+    Start(cpal::Error),
+    /// The stream failed while playing (the device went away).
+    #[error("the audio output failed ({0}): playing silently")]
+    Failed(cpal::Error),
 }
 
 impl Shared {
@@ -44,7 +67,7 @@ impl Shared {
         }
     }
 
-    fn set_no_sound(&self, s: Option<String>) {
+    fn set_no_sound(&self, s: Option<NoSound>) {
         if let Ok(mut g) = self.no_sound.lock() {
             *g = s;
         }
@@ -120,7 +143,7 @@ impl Default for Player {
 
 fn player_thread(shared: Arc<Shared>, rx: Receiver<PlayerCmd>) {
     let mut stream: Option<cpal::Stream> = None;
-    let set_status = |s: Option<String>| shared.set_no_sound(s);
+    let set_status = |s: Option<NoSound>| shared.set_no_sound(s);
     while let Ok(cmd) = rx.recv() {
         match cmd {
             PlayerCmd::Load(samples) => {
@@ -146,7 +169,7 @@ fn player_thread(shared: Arc<Shared>, rx: Receiver<PlayerCmd>) {
                 {
                     stream = None;
                     shared.has_stream.store(false, Ordering::SeqCst);
-                    set_status(Some(format!("cannot start audio ({e}): playing silently")));
+                    set_status(Some(NoSound::Start(e)));
                 }
             }
             PlayerCmd::Pause => {
@@ -159,19 +182,17 @@ fn player_thread(shared: Arc<Shared>, rx: Receiver<PlayerCmd>) {
 }
 
 /// The default output device and its default configuration, or why there is none.
-fn output_device() -> Result<(cpal::Device, cpal::SupportedStreamConfig), String> {
+fn output_device() -> Result<(cpal::Device, cpal::SupportedStreamConfig), NoSound> {
     let host = cpal::default_host();
-    let device = host
-        .default_output_device()
-        .ok_or_else(|| "no audio output device: playing silently".to_string())?;
+    let device = host.default_output_device().ok_or(NoSound::NoDevice)?;
     let cfg = device
         .default_output_config()
-        .map_err(|e| format!("audio output unavailable ({e}): playing silently"))?;
+        .map_err(NoSound::Unavailable)?;
     Ok((device, cfg))
 }
 
 /// The output device's rate, or why there is none.
-pub fn output_rate() -> Result<u32, String> {
+pub fn output_rate() -> Result<u32, NoSound> {
     output_device().map(|(_, cfg)| cfg.config().sample_rate)
 }
 
@@ -207,7 +228,7 @@ impl Player {
     }
 
     /// Why there is no sound, if there is none.
-    pub fn no_sound(&self) -> Option<String> {
+    pub fn no_sound(&self) -> Option<NoSound> {
         self.shared.no_sound.lock().ok().and_then(|g| g.clone())
     }
 
@@ -319,13 +340,10 @@ impl Player {
     }
 }
 
-fn build_stream(samples: Arc<Vec<f32>>, shared: Arc<Shared>) -> Result<cpal::Stream, String> {
+fn build_stream(samples: Arc<Vec<f32>>, shared: Arc<Shared>) -> Result<cpal::Stream, NoSound> {
     let (device, supported) = output_device()?;
     if supported.sample_format() != cpal::SampleFormat::F32 {
-        return Err(format!(
-            "audio output wants {:?} samples (only f32 is supported): playing silently",
-            supported.sample_format()
-        ));
+        return Err(NoSound::Format(supported.sample_format()));
     }
     let config = supported.config();
     let channels = config.channels as usize;
@@ -338,13 +356,11 @@ fn build_stream(samples: Arc<Vec<f32>>, shared: Arc<Shared>) -> Result<cpal::Str
             // silent clock takes over.
             move |e| {
                 err_shared.failed.store(true, Ordering::SeqCst);
-                err_shared.set_no_sound(Some(format!(
-                    "the audio output failed ({e}): playing silently"
-                )));
+                err_shared.set_no_sound(Some(NoSound::Failed(e)));
             },
             None,
         )
-        .map_err(|e| format!("cannot open the audio output ({e}): playing silently"))
+        .map_err(NoSound::Open)
 }
 
 #[cfg(test)]

@@ -73,7 +73,7 @@ impl GenretagApp {
         if let Some(e) = self.player.no_sound()
             && !self.stable_ui
         {
-            ui.colored_label(colours.warn, e);
+            ui.colored_label(colours.warn, e.to_string());
         }
         // Transport.
         let pos = self.player.position_s();

@@ -24,21 +24,9 @@ use super::tags::{TagWriteOptions, check_writable, read_tags, write_genres};
 use crate::error::TagError;
 
 /// Write one proposal, journaled: `pending` committed before the file changes, `done`
-/// or `failed` after. Returns the reason on failure (the file is then unchanged).
-///
-/// Kept for callers that only show the reason; [`apply_checked`] gives the typed error.
-pub fn apply(
-    lib: &Library,
-    batch: i64,
-    path: &Path,
-    proposal: &Proposal,
-    opts: &TagWriteOptions,
-) -> Result<Result<(), String>, DbError> {
-    Ok(apply_checked(lib, batch, path, proposal, opts)?.map_err(|e| e.to_string()))
-}
-
-/// [`apply`] with the typed reason a file was not written (e.g. to tell a file that
-/// cannot take tags, [`TagError::Unsupported`], from one that failed).
+/// or `failed` after. The inner error is why the file was not written (it is then
+/// unchanged), typed so a caller can tell a file that cannot take tags
+/// ([`TagError::Unsupported`]) from one that failed.
 pub fn apply_checked(
     lib: &Library,
     batch: i64,
@@ -133,6 +121,7 @@ pub fn undo_batch(
         match undo_one(lib, &e, opts)? {
             Ok(()) => report.reverted.push(e.path),
             Err(why) => {
+                let why = why.to_string();
                 lib.journal_settle_undo(e.id, &e.path, Err(&why))?;
                 let reason = format!("{why}: {}", escaped(&e.path));
                 report.refused.push((e.path, reason));
@@ -150,42 +139,51 @@ pub fn undo_batch(
     Ok(report)
 }
 
-/// Revert one write if the file is as genretag left it; `Err(reason)` to refuse.
+/// Why undo left a file as it is.
+#[derive(Debug, thiserror::Error)]
+pub enum UndoRefusal {
+    /// A later batch wrote the file again; undoing this one would lose that write.
+    #[error("batch {0} wrote this file again later; undo batch {0} first")]
+    LaterWrite(i64),
+    /// The file is gone or cannot be read.
+    #[error("cannot read the file (moved, deleted or unreadable)")]
+    Unreadable,
+    /// Its content is no longer what genretag wrote (someone edited it since).
+    #[error("changed since genretag last wrote it (its content differs)")]
+    ContentChanged,
+    /// Its genres are no longer what genretag wrote.
+    #[error("changed since genretag wrote it (genres are now {0:?})")]
+    GenresChanged(Vec<String>),
+    /// The old tags could not be read or written back.
+    #[error(transparent)]
+    Tag(#[from] TagError),
+    /// The old genres were written back, but the file could not be read afterwards.
+    #[error("reverted, but the file could not be read back")]
+    NotReadBack,
+}
+
+/// Revert one write if the file is as genretag left it; the inner error refuses.
 fn undo_one(
     lib: &Library,
     e: &JournalEntry,
     opts: &TagWriteOptions,
-) -> Result<Result<(), String>, DbError> {
+) -> Result<Result<(), UndoRefusal>, DbError> {
     if let Some(later) = lib.later_write(e)? {
-        return Ok(Err(format!(
-            "batch {later} wrote this file again later; undo batch {later} first"
-        )));
+        return Ok(Err(UndoRefusal::LaterWrite(later)));
     }
     let expected = lib.file_state(&e.path)?;
-    let now = match lib.rehash(&e.path)? {
-        Some(h) => h,
-        None => {
-            return Ok(Err(
-                "cannot read the file (moved, deleted or unreadable)".to_string()
-            ));
-        }
+    let Some(now) = lib.rehash(&e.path)? else {
+        return Ok(Err(UndoRefusal::Unreadable));
     };
     // Rows from before content hashes (schema 1) have no expected content: their genres
     // are all there is to go on.
     if expected.as_ref().is_some_and(|h| *h != now) {
-        return Ok(Err(
-            "changed since genretag last wrote it (its content differs)".to_string(),
-        ));
+        return Ok(Err(UndoRefusal::ContentChanged));
     }
     match read_tags(&e.path) {
         Ok(t) if t.genres == e.new => {}
-        Ok(t) => {
-            return Ok(Err(format!(
-                "changed since genretag wrote it (genres are now {:?})",
-                t.genres
-            )));
-        }
-        Err(err) => return Ok(Err(err.to_string())),
+        Ok(t) => return Ok(Err(UndoRefusal::GenresChanged(t.genres))),
+        Err(err) => return Ok(Err(err.into())),
     }
     // Where the undo's scratch copy will be, for recovery; a file that cannot be
     // written has none (write_genres then refuses it with the reason).
@@ -195,14 +193,14 @@ fn undo_one(
         Ok(_) => {
             let Some(after) = lib.rehash(&e.path)? else {
                 // Replaced, but unreadable a moment later: recovery settles the row.
-                return Ok(Err("reverted, but the file could not be read back".into()));
+                return Ok(Err(UndoRefusal::NotReadBack));
             };
             lib.journal_settle_undo(e.id, &e.path, Ok(&after))?;
             lib.carry_analyses(Some(&now), &after)?;
             lib.mark_for_rescan(&e.path)?;
             Ok(Ok(()))
         }
-        Err(err) => Ok(Err(err.to_string())),
+        Err(err) => Ok(Err(err.into())),
     }
 }
 

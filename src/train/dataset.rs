@@ -61,6 +61,22 @@ pub enum SplitError {
         /// Test tracks.
         test: usize,
     },
+    /// Too few of the tracks could be decoded and analysed to go on.
+    #[error("only {usable} tracks could be analysed{when}; {needed} needed")]
+    TooFewUsable {
+        /// Tracks that could.
+        usable: usize,
+        /// Tracks needed.
+        needed: usize,
+        /// Under which condition (" under every shift", "" for none).
+        when: &'static str,
+    },
+    /// A dataset's genre has no place in the model's taxonomy.
+    #[error("the dataset's genre {label:?} is not in the taxonomy; add it to the taxonomy file")]
+    NotInTaxonomy {
+        /// The genre.
+        label: String,
+    },
 }
 
 /// One labelled track.

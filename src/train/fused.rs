@@ -20,7 +20,7 @@ use std::sync::atomic::AtomicBool;
 
 use serde::{Deserialize, Serialize};
 
-use super::dataset::Dataset;
+use super::dataset::{Dataset, SplitError};
 use super::features::{Repr, Windows};
 use super::fusion::{FuseInput, Fusion, FusionParams, Novelty, fit_params, fuse};
 use super::metrics::Metrics;
@@ -29,7 +29,7 @@ use super::report::{Prediction, Report, ShiftScore, robustness_markdown};
 use super::run::{RunOptions, load_tracks};
 use super::saved::{MODEL_SCHEMA, ModelFile, SavedModel};
 use super::trainer::{self, Event, Norm, TrackData, Vote, predict, track_probs};
-use crate::error::{Error, ModelError};
+use crate::error::{Error, ReportError};
 use crate::ml::cv::grouped_folds;
 use crate::model::calibration::{
     self, Calibration, CalibrationSummary, TARGET_PRECISION, argmax, ece,
@@ -111,7 +111,6 @@ pub fn train_fused(
     cancel: &AtomicBool,
     on_event: &mut (dyn FnMut(&Event) + Send),
 ) -> Result<Report, Error> {
-    let other = |s: String| Error::from(ModelError::Other(s));
     let ds = opts.source.load()?;
     let labels = taxonomy.keys();
     let n = labels.len();
@@ -121,9 +120,9 @@ pub fn train_fused(
         .iter()
         .map(|l| {
             taxonomy.index_of(l).ok_or_else(|| {
-                other(format!(
-                    "the dataset's genre {l:?} is not in the taxonomy; add it to the taxonomy file"
-                ))
+                Error::from(SplitError::NotInTaxonomy {
+                    label: l.to_string(),
+                })
             })
         })
         .collect::<Result<_, _>>()?;
@@ -140,9 +139,10 @@ pub fn train_fused(
         }
     }
     if shifts.iter().any(Shift::needs_ffmpeg) && !crate::shift::have_ffmpeg() {
-        return Err(other(
-            "re-encoding shifts need ffmpeg (install it, e.g. `apt install ffmpeg`)".into(),
-        ));
+        return Err(Error::MissingTool {
+            tool: "ffmpeg",
+            what: "re-encoding shifts",
+        });
     }
     let mut store = super::run::store_for(
         &[Repr::Embed],
@@ -184,7 +184,7 @@ pub fn train_fused(
                 .collect(),
         );
         if cancel.load(std::sync::atomic::Ordering::Relaxed) {
-            return Err(other("cancelled".into()));
+            return Err(Error::Cancelled);
         }
     }
     // Tracks usable under every shift.
@@ -192,10 +192,12 @@ pub fn train_fused(
         .filter(|&t| feats.iter().all(|f| f[t].is_some()))
         .collect();
     if usable.len() < 2 * fo.folds {
-        return Err(other(format!(
-            "only {} tracks could be analysed under every shift; too few to train",
-            usable.len()
-        )));
+        return Err(SplitError::TooFewUsable {
+            usable: usable.len(),
+            needed: 2 * fo.folds,
+            when: " under every shift",
+        }
+        .into());
     }
     let heard = |si: usize, t: usize| feats[si][t].as_ref().expect("usable tracks have features");
     let truth_of = |t: usize| to_model[ds.items[t].label];
@@ -391,7 +393,10 @@ pub fn train_fused(
                     .unwrap_or_default(),
             )
         })
-        .map_err(|e| other(format!("cannot write {}: {e}", opts.out.display())))?;
+        .map_err(|source| ReportError::Io {
+            path: opts.out.join("cv_rows.json"),
+            source,
+        })?;
 
     // 4. Fit the fusion (second-level CV for honest estimates), the temperature and the
     // threshold.

@@ -17,7 +17,7 @@ use super::models::{ModelKind, ModelSpec};
 use super::report::{Prediction, Report};
 use super::saved::{MODEL_SCHEMA, ModelFile, SavedModel, spec_name};
 use super::trainer::{self, Event, Norm, Stop, TrackData, TrainConfig};
-use crate::error::{Error, ModelError};
+use crate::error::Error;
 use crate::model::DecisionRule;
 use crate::model::calibration::{self, Calibration, CalibrationSummary, TARGET_PRECISION};
 
@@ -345,7 +345,6 @@ pub fn train(
     cancel: &AtomicBool,
     on_event: &mut (dyn FnMut(&Event) + Send),
 ) -> Result<Report, Error> {
-    let other = |s: String| Error::from(ModelError::Other(s));
     let ds = opts.source.load()?;
     let split = opts.split.apply(&ds)?;
     if split.train.is_empty() || split.test.is_empty() {
@@ -389,7 +388,12 @@ pub fn train(
     let val = part(n_tr..n_tr + n_va);
     let test = part(n_tr + n_va..loaded.len());
     if train.is_empty() || test.is_empty() {
-        return Err(other("no decodable training or test tracks".into()));
+        return Err(SplitError::TooFewUsable {
+            usable: train.len() + test.len(),
+            needed: 2,
+            when: " (at least one for training and one for testing)",
+        }
+        .into());
     }
     let k = ds.labels.len();
     let norm = Norm::fit(&reprs, &train);

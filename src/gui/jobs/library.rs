@@ -21,7 +21,7 @@ use crate::analysis::{AnalyseOptions, Analyzer, Cached, load_model};
 use crate::gui::state::{ColumnOrders, RowAnalysis, RowInit, Table};
 use crate::library::db::{Library, default_db_path};
 use crate::library::policy::Proposal;
-use crate::library::tagger::{apply, undo_batch};
+use crate::library::tagger::{apply_checked, undo_batch};
 use crate::library::tags::TagWriteOptions;
 use crate::model::GenreModel;
 
@@ -179,6 +179,30 @@ pub enum LibEvent {
     Error(String),
 }
 
+impl LibEvent {
+    /// The event's kind, for the frame diagnostics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            LibEvent::Scanning { .. } => "library: scanning",
+            LibEvent::OpenFailed { .. } => "library: open failed",
+            LibEvent::Rows { .. } => "library: rows",
+            LibEvent::Model(_) => "library: model",
+            LibEvent::NoModel(_) => "library: no model",
+            LibEvent::Analysed { .. } => "library: analysed",
+            LibEvent::Failed { .. } => "library: failed",
+            LibEvent::Paused(_) => "library: paused",
+            LibEvent::Finished { .. } => "library: finished",
+            LibEvent::TagProgress { .. } => "library: tag progress",
+            LibEvent::Tagged { .. } => "library: tagged",
+            LibEvent::Restored(_) => "library: restored",
+            LibEvent::Undone { .. } => "library: undone",
+            LibEvent::CanUndo(_) => "library: can undo",
+            LibEvent::Reconciled(_) => "library: reconciled",
+            LibEvent::Error(_) => "library: error",
+        }
+    }
+}
+
 /// The UI's side of the library worker.
 pub struct LibraryHandle {
     tx: Sender<LibCommand>,
@@ -333,8 +357,8 @@ impl LibraryWorker {
         }
     }
 
-    fn load(&self, path: Option<&Path>) -> Result<ModelInfo, String> {
-        let model = load_model(path, &self.device).map_err(|e| e.to_string())?;
+    fn load(&self, path: Option<&Path>) -> Result<ModelInfo, crate::Error> {
+        let model = load_model(path, &self.device)?;
         // The run's folder name, not its path: the path is shown on hover.
         let run_name = |dir: &Path| {
             let d = if dir.file_name().is_some_and(|n| n == "model") {
@@ -516,7 +540,7 @@ impl LibraryWorker {
                     self.send(LibEvent::Model(info));
                 }
                 Err(e) => {
-                    self.send(LibEvent::NoModel(e));
+                    self.send(LibEvent::NoModel(e.to_string()));
                     self.send(LibEvent::Finished {
                         generation,
                         cancelled: false,
@@ -567,9 +591,9 @@ impl LibraryWorker {
         let mut written = Vec::new();
         let mut failed = Vec::new();
         for (k, (path, p)) in items.into_iter().enumerate() {
-            match apply(lib, batch, &path, &p, &TagWriteOptions::default()) {
+            match apply_checked(lib, batch, path.as_path(), &p, &TagWriteOptions::default()) {
                 Ok(Ok(())) => written.push((path, p.proposed)),
-                Ok(Err(e)) => failed.push((path, e)),
+                Ok(Err(e)) => failed.push((path, e.to_string())),
                 Err(e) => failed.push((path, e.to_string())),
             }
             if written.len() + failed.len() >= CHUNK || k + 1 == total {

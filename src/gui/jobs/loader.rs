@@ -19,6 +19,7 @@ use crate::analysis::{AnalyseOptions, Analyzer, StoredAnalysis};
 use crate::audio::{Resampled, StreamResampler};
 use crate::dsp::LogMelStream;
 use crate::dsp::features::{MUSICNN_N_MELS, MUSICNN_SAMPLE_RATE_HZ};
+use crate::error::DecodeError;
 use crate::model::GenreModel;
 
 /// A track decoded for the track view.
@@ -71,6 +72,18 @@ pub enum LoaderEvent {
         /// Why.
         error: String,
     },
+}
+
+impl LoaderEvent {
+    /// The event's kind, for the frame diagnostics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            LoaderEvent::Loaded { .. } => "track: loaded",
+            LoaderEvent::Failed { .. } => "track: failed",
+            LoaderEvent::Analysed { .. } => "track: analysed",
+            LoaderEvent::AnalysisFailed { .. } => "track: analysis failed",
+        }
+    }
 }
 
 struct Request {
@@ -174,11 +187,10 @@ fn decode_loop(
         let stale = || latest.load(Ordering::SeqCst) != req.id;
         let r = std::panic::catch_unwind(AssertUnwindSafe(|| decode(&req.path, &stale)))
             .unwrap_or_else(|p| {
-                Err(format!(
-                    "the decoder crashed ({}): {}",
-                    panic_message(&p),
-                    req.path.display()
-                ))
+                Err(DecodeError::Malformed {
+                    path: req.path.clone(),
+                    reason: format!("the decoder crashed: {}", panic_message(&p)),
+                })
             });
         let ev = match r {
             Ok(Some(track)) => LoaderEvent::Loaded {
@@ -186,7 +198,10 @@ fn decode_loop(
                 track: Box::new(track),
             },
             Ok(None) => continue, // stale: a newer request is waiting
-            Err(error) => LoaderEvent::Failed { id: req.id, error },
+            Err(e) => LoaderEvent::Failed {
+                id: req.id,
+                error: e.to_string(),
+            },
         };
         let _ = tx.send(ev);
         ctx.request_repaint();
@@ -194,16 +209,24 @@ fn decode_loop(
 }
 
 /// Decode for playback and display; `None` when `stale` turned true on the way.
-fn decode(path: &std::path::Path, stale: &dyn Fn() -> bool) -> Result<Option<LoadedTrack>, String> {
+fn decode(
+    path: &std::path::Path,
+    stale: &dyn Fn() -> bool,
+) -> Result<Option<LoadedTrack>, DecodeError> {
     // Playback at the output device's rate; without a device the silent clock runs at
     // musicnn's rate and one decode serves both.
     let sr16 = MUSICNN_SAMPLE_RATE_HZ;
     let rate = super::super::player::output_rate().unwrap_or(sr16);
-    let mut stream = Resampled::open(path, rate).map_err(|e| e.to_string())?;
+    let mut stream = Resampled::open(path, rate)?;
     let mut to16 = if rate == sr16 {
         None
     } else {
-        Some(StreamResampler::new(rate, sr16).map_err(|e| format!("{e}: {}", path.display()))?)
+        Some(
+            StreamResampler::new(rate, sr16).map_err(|e| DecodeError::Unsupported {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            })?,
+        )
     };
     let mut mel_stream = LogMelStream::new();
     let mut samples: Vec<f32> =
@@ -215,7 +238,7 @@ fn decode(path: &std::path::Path, stale: &dyn Fn() -> bool) -> Result<Option<Loa
             return Ok(None);
         }
         let start = samples.len();
-        let more = stream.next_into(&mut samples).map_err(|e| e.to_string())?;
+        let more = stream.next_into(&mut samples)?;
         let new = &samples[start..];
         match &mut to16 {
             Some(r) => {

@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use super::TaskError;
+use crate::error::ReportError;
 use crate::library::policy::{Proposal, TagPolicy};
 use crate::train::metrics::{Normalise, mcnemar};
 use crate::train::report::Report;
@@ -24,9 +26,16 @@ pub struct LoadedRun {
 }
 
 /// Read `dir`'s report.json and check it can be shown.
-pub fn load_run(dir: &Path) -> Result<LoadedRun, String> {
-    let report = Report::load(dir).map_err(|e| e.to_string())?;
-    check_report(&report).map_err(|e| format!("{}: {e}", dir.join("report.json").display()))?;
+pub fn load_run(dir: &Path) -> Result<LoadedRun, TaskError> {
+    let report = Report::load(dir)?;
+    check_report(&report).map_err(|reason| ReportError::Format {
+        path: if dir.is_dir() {
+            dir.join("report.json")
+        } else {
+            dir.to_path_buf()
+        },
+        reason,
+    })?;
     let run_dir = if dir.is_dir() {
         dir.to_path_buf()
     } else {
@@ -41,8 +50,8 @@ pub fn load_run(dir: &Path) -> Result<LoadedRun, String> {
 }
 
 /// A report whose numbers do not fit its labels (hand-edited, truncated, from another
-/// version) is refused with the reason instead of being drawn with indices that
-/// do not exist.
+/// version) is refused with the reason (the `reason` of a [`ReportError::Format`])
+/// instead of being drawn with indices that do not exist.
 pub fn check_report(r: &Report) -> Result<(), String> {
     let k = r.labels.len();
     if k == 0 {
@@ -89,19 +98,22 @@ pub struct Comparison {
 }
 
 /// Compare `current` (the run shown, in `current_dir`) with the run in `other`.
-pub fn compare(current: &Report, current_dir: &Path, other: &Path) -> Result<Comparison, String> {
+pub fn compare(
+    current: &Report,
+    current_dir: &Path,
+    other: &Path,
+) -> Result<Comparison, TaskError> {
     if other.as_os_str().is_empty() {
-        return Err("choose another run's folder to compare with".into());
+        return Err(TaskError::NoOtherRun);
     }
     let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
         (Ok(x), Ok(y)) => x == y,
         _ => a == b,
     };
     if same(current_dir, other) {
-        return Err(format!(
-            "that is the run already shown ({}); choose another",
-            other.display()
-        ));
+        return Err(TaskError::SameRun {
+            path: other.to_path_buf(),
+        });
     }
     let o = load_run(other)?.report;
     let row = |r: &Report| {
@@ -157,8 +169,8 @@ pub fn export(
     run_dir: &Path,
     dir: &Path,
     how: Normalise,
-) -> Result<Vec<PathBuf>, String> {
-    crate::train::plots::export(report, run_dir, dir, how).map_err(|e| e.to_string())
+) -> Result<Vec<PathBuf>, TaskError> {
+    Ok(crate::train::plots::export(report, run_dir, dir, how)?)
 }
 
 /// Marker on the first lines of every playlist genretag writes: only such files are
@@ -170,11 +182,14 @@ const PLAYLIST_MARK: &str = "# written by genretag";
 pub fn write_playlists(
     dir: &Path,
     lists: &BTreeMap<String, Vec<(PathBuf, String, f32)>>,
-) -> Result<Vec<PathBuf>, String> {
+) -> Result<Vec<PathBuf>, TaskError> {
     if lists.is_empty() {
-        return Err("no track in the selection has a genre to group by".into());
+        return Err(TaskError::NothingToGroup);
     }
-    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    std::fs::create_dir_all(dir).map_err(|source| TaskError::Write {
+        path: dir.to_path_buf(),
+        source,
+    })?;
     let mut written = Vec::new();
     for (genre, tracks) in lists {
         let name: String = genre
@@ -191,10 +206,7 @@ pub fn write_playlists(
         if let Ok(old) = std::fs::read_to_string(&path)
             && !old.lines().take(2).any(|l| l == PLAYLIST_MARK)
         {
-            return Err(format!(
-                "a playlist genretag did not write is in the way: {}",
-                path.display()
-            ));
+            return Err(TaskError::InTheWay { path });
         }
         let mut text = format!("#EXTM3U\n{PLAYLIST_MARK}\n");
         for (p, who, dur) in tracks {
@@ -210,9 +222,9 @@ pub fn write_playlists(
         let r = std::fs::File::create(&tmp)
             .and_then(|mut f| f.write_all(text.as_bytes()).and_then(|_| f.sync_all()))
             .and_then(|_| std::fs::rename(&tmp, &path));
-        if let Err(e) = r {
+        if let Err(source) = r {
             let _ = std::fs::remove_file(&tmp);
-            return Err(format!("cannot write {}: {e}", path.display()));
+            return Err(TaskError::Write { path, source });
         }
         written.push(path);
     }
