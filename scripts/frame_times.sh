@@ -42,9 +42,10 @@ Xvfb :96 -screen 0 1280x860x24 >/dev/null 2>&1 &
 sleep 2
 echo "load before: $(uptime)"
 
-# A model for the library: the shipped one when it is there, else one trained here.
-MODEL=()
-if [ ! -d models/default ]; then
+# A small model trained here on generated tones and noise: the tag run's files are such
+# tones and noise, which the shipped model rightly calls "unsure" (nothing would be written),
+# and it stands in for the shipped model where that is absent.
+train_small_model() {
   mkdir -p "$TMP/train/tones" "$TMP/train/noise"
   for k in $(seq 0 9); do
     ffmpeg -loglevel error -f lavfi -i "sine=frequency=$((200 + 40 * k)):duration=4" -ar 16000 "$TMP/train/tones/t$k.wav"
@@ -52,8 +53,13 @@ if [ ! -d models/default ]; then
   done
   "$BIN" train --model logreg --data "$TMP/train" --split stratified --test 0.3 --val 0.2 \
     --out "$TMP/run" > /dev/null
-  MODEL=(--model "$TMP/run")
+}
+# The browse and big runs: the shipped model when it is there.
+MODEL=()
+if [ ! -d models/default ] || [ "$TAG_N" -gt 0 ]; then
+  train_small_model
 fi
+[ -d models/default ] || MODEL=(--model "$TMP/run")
 
 links() { # count folder
   mapfile -t clips < <(find "$SRC" -name '*.flac' | sort)
@@ -94,7 +100,9 @@ if [ "$TAG_N" -gt 0 ]; then
     if ((i % 2)); then f=a; else f=b; fi
     cp "$TMP/$f.flac" "$TMP/tag/$(printf 'clip%05d' "$i").flac"
   done
+  MODEL=(--model "$TMP/run")
   run_app tag 1800 "$TMP/tag" tag "$TAG_N"
+  [ -d models/default ] && MODEL=()
 fi
 
 if [ "$BIG_N" -gt 0 ]; then
