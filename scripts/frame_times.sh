@@ -54,12 +54,13 @@ train_small_model() {
   "$BIN" train --model logreg --data "$TMP/train" --split stratified --test 0.3 --val 0.2 \
     --out "$TMP/run" > /dev/null
 }
-# The browse and big runs: the shipped model when it is there.
-MODEL=()
 if [ ! -d models/default ] || [ "$TAG_N" -gt 0 ]; then
   train_small_model
 fi
-[ -d models/default ] || MODEL=(--model "$TMP/run")
+# The browse and big runs: the shipped model when it is there.
+LIBRARY_MODEL=()
+[ -d models/default ] || LIBRARY_MODEL=(--model "$TMP/run")
+MODEL=("${LIBRARY_MODEL[@]}")
 
 links() { # count folder
   mapfile -t clips < <(find "$SRC" -name '*.flac' | sort)
@@ -102,7 +103,7 @@ if [ "$TAG_N" -gt 0 ]; then
   done
   MODEL=(--model "$TMP/run")
   run_app tag 1800 "$TMP/tag" tag "$TAG_N"
-  [ -d models/default ] && MODEL=()
+  MODEL=("${LIBRARY_MODEL[@]}")
 fi
 
 if [ "$BIG_N" -gt 0 ]; then

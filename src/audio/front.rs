@@ -137,7 +137,12 @@ impl Resampled {
     }
 }
 
-fn new_resampler(path: &Path, from: u32, to: u32) -> Result<StreamResampler, DecodeError> {
+/// A resampler for `path`'s audio, its failure as a [`DecodeError`] naming the file.
+pub(crate) fn new_resampler(
+    path: &Path,
+    from: u32,
+    to: u32,
+) -> Result<StreamResampler, DecodeError> {
     StreamResampler::new(from, to).map_err(|e| DecodeError::Unsupported {
         path: path.to_path_buf(),
         reason: e.to_string(),

@@ -16,7 +16,8 @@ use eframe::egui;
 
 use super::panic_message;
 use crate::analysis::{AnalyseOptions, Analyzer, StoredAnalysis};
-use crate::audio::{Resampled, StreamResampler};
+use crate::audio::Resampled;
+use crate::audio::front::new_resampler;
 use crate::dsp::LogMelStream;
 use crate::dsp::features::{MUSICNN_N_MELS, MUSICNN_SAMPLE_RATE_HZ};
 use crate::error::DecodeError;
@@ -221,12 +222,7 @@ fn decode(
     let mut to16 = if rate == sr16 {
         None
     } else {
-        Some(
-            StreamResampler::new(rate, sr16).map_err(|e| DecodeError::Unsupported {
-                path: path.to_path_buf(),
-                reason: e.to_string(),
-            })?,
-        )
+        Some(new_resampler(path, rate, sr16)?)
     };
     let mut mel_stream = LogMelStream::new();
     let mut samples: Vec<f32> =

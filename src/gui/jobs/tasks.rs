@@ -28,19 +28,14 @@ pub struct LoadedRun {
 /// Read `dir`'s report.json and check it can be shown.
 pub fn load_run(dir: &Path) -> Result<LoadedRun, TaskError> {
     let report = Report::load(dir)?;
-    check_report(&report).map_err(|reason| ReportError::Format {
-        path: if dir.is_dir() {
-            dir.join("report.json")
-        } else {
-            dir.to_path_buf()
-        },
-        reason,
-    })?;
-    let run_dir = if dir.is_dir() {
-        dir.to_path_buf()
+    // `dir` is the run's folder or its report.json.
+    let (run_dir, file) = if dir.is_dir() {
+        (dir.to_path_buf(), dir.join("report.json"))
     } else {
-        dir.parent().unwrap_or(Path::new(".")).to_path_buf()
+        let parent = dir.parent().unwrap_or(Path::new("."));
+        (parent.to_path_buf(), dir.to_path_buf())
     };
+    check_report(&report).map_err(|reason| ReportError::Format { path: file, reason })?;
     let has_model = run_dir.join("model").join("model.json").is_file();
     Ok(LoadedRun {
         report,
