@@ -671,32 +671,75 @@ fn issue11_bug14_sorting_is_natural_and_case_insensitive() {
     );
 }
 
+/// The app of `size` showing `n` rows titled t0, t1, ... (files in `dir`, not read).
+fn app_with_rows(dir: &Path, n: usize, size: [f32; 2]) -> H {
+    let mut h = app(dir, settings(dir), StartOptions::default(), size);
+    let rows = (0..n)
+        .map(|i| row(&dir.join(format!("{i}.wav")), &format!("t{i}"), &[], None))
+        .collect();
+    h.state_mut().show_rows(dir.to_path_buf(), rows);
+    h.step();
+    h
+}
+
 #[test]
 fn issue11_bug16_ctrl_a_selects_every_row() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let mut h = app(
-        tmp.path(),
-        settings(tmp.path()),
-        StartOptions::default(),
-        [1200.0, 800.0],
-    );
-    let rows = (0..7)
-        .map(|i| {
-            row(
-                &tmp.path().join(format!("{i}.wav")),
-                &format!("t{i}"),
-                &[],
-                None,
-            )
-        })
-        .collect();
-    h.state_mut().show_rows(tmp.path().to_path_buf(), rows);
-    h.step();
+    let mut h = app_with_rows(tmp.path(), 7, [1200.0, 800.0]);
     h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::A);
     h.step();
     h.step();
     assert_eq!(h.state().table.selected_count(), 7);
     h.get_by_label("7 shown, 7 selected");
+}
+
+/// The library table draws each row as one widget and paints its cells, which must still
+/// read as labels (screen readers, these tests), keep every column in a narrow window, and
+/// resize when a column line is dragged.
+#[test]
+fn issue10_table_cells_are_labels_columns_fit_and_resize() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let width = 700.0;
+    let mut h = app_with_rows(tmp.path(), 3, [width, 500.0]);
+    h.step();
+    let title = h.get_by_label("t0").rect();
+    assert!(title.width() > 60.0, "the title column: {title:?}");
+    let status = |h: &H| {
+        let rect = (h.get_all_by_label("pending").next())
+            .expect("a status cell")
+            .rect();
+        assert!(
+            rect.right() <= width + 0.5 && rect.width() >= 59.0,
+            "the last column stays in the window, at least 60 wide: {rect:?}"
+        );
+    };
+    status(&h);
+
+    // Drag the line after the title column 100 points to the right.
+    let line = egui::pos2(title.right() + 4.0, title.center().y);
+    h.hover_at(line);
+    h.step();
+    h.drag_at(line);
+    h.step();
+    for dx in [25.0, 50.0, 75.0, 100.0] {
+        h.hover_at(line + egui::vec2(dx, 0.0));
+        h.step();
+    }
+    h.drop_at(line + egui::vec2(100.0, 0.0));
+    h.step();
+    h.step();
+    let wider = h.get_by_label("t0").rect();
+    assert!(
+        wider.width() > title.width() + 50.0,
+        "dragged wider: {title:?} -> {wider:?}"
+    );
+    // The others gave way.
+    status(&h);
+    // A click on a painted cell selects its row.
+    h.get_by_label("t1").click();
+    h.step();
+    h.step();
+    h.get_by_label("3 shown, 1 selected");
 }
 
 #[test]

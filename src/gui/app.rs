@@ -824,6 +824,8 @@ impl GenretagApp {
         }
         self.shortcuts(&ctx);
         self.exercise_step(&ctx);
+        // Every frame, whichever view shows: the cache checks egui's own is still valid.
+        self.cell_texts.begin_frame(&ctx);
         egui::Panel::top("top").show(ui, |ui| self.top_bar(ui));
         egui::Panel::bottom("status").show(ui, |ui| self.status_bar(ui));
         if self.settings.diagnostics && !self.stable_ui {

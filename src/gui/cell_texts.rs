@@ -9,12 +9,15 @@
 //! so the table keeps its galleys here for a while: a few thousand, the oldest dropped
 //! first unless drawn in the last second. Dropping is spread over frames, a few more per
 //! frame than were laid out: freeing thousands of galleys at once took 26 ms.
+//!
+//! A galley points into egui's glyph atlas, which egui empties when it is nearly full (a
+//! library in many scripts); the cache then starts again, as egui's own does.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 
-use eframe::egui::{self, Galley, WidgetText};
+use eframe::egui::{self, Galley, WidgetText, text::LayoutJob};
 
 /// Galleys kept (short single lines: about 8 MB); more only while dropping catches up.
 const KEEP: usize = 4096;
@@ -31,6 +34,15 @@ pub struct CellTexts {
     frame: u64,
     /// Galleys laid out in the last frame.
     added: usize,
+    /// A galley egui keeps in its own cache while it is asked for every frame: egui empties
+    /// that cache exactly when its galleys go stale (the glyph atlas was emptied when nearly
+    /// full, or the text options changed), and then gives a new one.
+    sentinel: Option<Arc<Galley>>,
+    /// Galleys dropped from the cache, freed in batches on a helper thread: freeing a
+    /// galley (its glyphs and mesh) is a few microseconds of the UI thread's time, and a
+    /// scrolled frame drops as many as it lays out.
+    dropped: Vec<Arc<Galley>>,
+    freer: Option<std::sync::mpsc::Sender<Vec<Arc<Galley>>>>,
     /// Cells drawn from the cache, and laid out anew, since the start.
     pub hits: u64,
     /// See `hits`.
@@ -38,10 +50,25 @@ pub struct CellTexts {
 }
 
 impl CellTexts {
-    /// A new frame: once too many are kept, drop the oldest not drawn recently, a few
-    /// more than the last frame laid out (so the cache shrinks back to its size).
-    pub fn begin_frame(&mut self) {
+    /// A new frame (call every frame, drawn or not): if egui emptied its glyph atlas,
+    /// everything kept is dropped; and once too many are kept, the oldest not drawn
+    /// recently go, a few more than the last frame laid out (so the cache shrinks back).
+    pub fn begin_frame(&mut self, ctx: &egui::Context) {
         self.frame += 1;
+        let sentinel = ctx.fonts_mut(|f| {
+            f.layout_no_wrap(
+                "0".into(),
+                egui::FontId::default(),
+                egui::Color32::PLACEHOLDER,
+            )
+        });
+        let stale = self
+            .sentinel
+            .replace(sentinel.clone())
+            .is_some_and(|old| !Arc::ptr_eq(&old, &sentinel));
+        if stale {
+            self.clear();
+        }
         let mut budget = 2 * std::mem::take(&mut self.added) + 16;
         while self.map.len() > KEEP && budget > 0 {
             budget -= 1;
@@ -51,10 +78,39 @@ impl CellTexts {
             match self.map.get(&key) {
                 Some((_, drawn)) if self.frame - *drawn <= RECENT => self.queue.push_back(key),
                 _ => {
-                    self.map.remove(&key);
+                    if let Some((galley, _)) = self.map.remove(&key) {
+                        self.dropped.push(galley);
+                    }
                 }
             }
         }
+        if self.dropped.len() >= 256 {
+            self.free_dropped();
+        }
+    }
+
+    /// Free the dropped galleys on the helper thread (here, if it cannot be started).
+    fn free_dropped(&mut self) {
+        let batch = std::mem::take(&mut self.dropped);
+        if self.freer.is_none() {
+            let (tx, rx) = std::sync::mpsc::channel::<Vec<Arc<Galley>>>();
+            let started = std::thread::Builder::new()
+                .name("cell-texts-free".into())
+                .spawn(move || rx.into_iter().for_each(drop));
+            self.freer = started.is_ok().then_some(tx);
+        }
+        if let Some(Err(failed)) = self.freer.as_ref().map(|tx| tx.send(batch)) {
+            self.freer = None;
+            drop(failed.0);
+        }
+    }
+
+    /// Drop every galley (their glyphs are gone from egui's atlas).
+    fn clear(&mut self) {
+        self.dropped
+            .extend(self.map.drain().map(|(_, (galley, _))| galley));
+        self.queue.clear();
+        self.free_dropped();
     }
 
     /// Galleys kept now.
@@ -62,18 +118,8 @@ impl CellTexts {
         self.map.len()
     }
 
-    /// A non-selectable single-line label of `text`, truncated to the space left in `ui`,
-    /// laid out exactly as `egui::Label::new(look(text)).truncate()` would (full text on
-    /// hover when cut). `look` is a small number for how `style` dresses the text (colour,
-    /// italics): the same `look` must always give the same styling for the same theme.
-    pub fn label(
-        &mut self,
-        ui: &mut egui::Ui,
-        text: &str,
-        look: u8,
-        style: impl FnOnce(&str) -> WidgetText,
-    ) -> egui::Response {
-        let width = ui.available_width();
+    /// The key of `text` in `look` at `width` in `ui`'s theme and scale.
+    fn key(ui: &egui::Ui, text: &str, look: u8, width: f32) -> u64 {
         // An in-memory key (never stored), so std's hasher is fine here.
         let mut h = DefaultHasher::new();
         (
@@ -84,34 +130,51 @@ impl CellTexts {
             ui.ctx().pixels_per_point().to_bits(),
         )
             .hash(&mut h);
-        let key = h.finish();
+        h.finish()
+    }
+
+    /// The layout of `text` on one line of at most `width` points, cut with "…".
+    fn job(ui: &egui::Ui, text: WidgetText, width: f32) -> LayoutJob {
+        let mut job = Arc::unwrap_or_clone(text.into_layout_job(
+            ui.style(),
+            egui::FontSelection::Default,
+            egui::Align::Center,
+        ));
+        job.wrap.max_width = width;
+        job.wrap.max_rows = 1;
+        job.wrap.break_anywhere = true;
+        job.halign = egui::Align::LEFT;
+        job.justify = false;
+        job
+    }
+
+    /// `text` laid out on one line of at most `width` points, cut with "…" where longer,
+    /// exactly as `egui::Label::new(style(text)).truncate()` would lay it out in a
+    /// left-to-right row. `look` is a small number for how `style` dresses the text
+    /// (colour, italics): the same `look` must always give the same styling for the same
+    /// theme.
+    pub fn galley(
+        &mut self,
+        ui: &egui::Ui,
+        text: &str,
+        look: u8,
+        width: f32,
+        style: impl FnOnce(&str) -> WidgetText,
+    ) -> Arc<Galley> {
+        let key = Self::key(ui, text, look, width);
         let frame = self.frame;
-        let galley = match self.map.get_mut(&key) {
-            Some((g, drawn)) => {
-                *drawn = frame;
-                self.hits += 1;
-                g.clone()
-            }
-            None => {
-                self.misses += 1;
-                let mut job = Arc::unwrap_or_clone(style(text).into_layout_job(
-                    ui.style(),
-                    egui::FontSelection::Default,
-                    ui.text_valign(),
-                ));
-                job.wrap.max_width = width;
-                job.wrap.max_rows = 1;
-                job.wrap.break_anywhere = true;
-                job.halign = ui.layout().horizontal_placement();
-                job.justify = ui.layout().horizontal_justify();
-                let g = ui.fonts_mut(|f| f.layout_job(job));
-                self.map.insert(key, (g.clone(), frame));
-                self.queue.push_back(key);
-                self.added += 1;
-                g
-            }
-        };
-        ui.add(egui::Label::new(galley).selectable(false))
+        if let Some((g, drawn)) = self.map.get_mut(&key) {
+            *drawn = frame;
+            self.hits += 1;
+            return g.clone();
+        }
+        self.misses += 1;
+        let job = Self::job(ui, style(text), width);
+        let g = ui.fonts_mut(|f| f.layout_job(job));
+        self.map.insert(key, (g.clone(), frame));
+        self.queue.push_back(key);
+        self.added += 1;
+        g
     }
 }
 
@@ -143,12 +206,12 @@ mod tests {
                 egui::Visuals::light()
             });
             pass(&ctx, |ui| {
-                cells.begin_frame();
+                cells.begin_frame(ui.ctx());
                 ui.allocate_ui(egui::vec2(width, 20.0), |ui| {
                     ui.horizontal(|ui| {
                         ui.set_max_width(width);
-                        let r = cells.label(ui, long, look, |t| t.into());
-                        ours = Some(r.rect.size());
+                        let g = cells.galley(ui, long, look, width, |t| t.into());
+                        ours = Some(g.size());
                     });
                 });
                 ui.allocate_ui(egui::vec2(width, 20.0), |ui| {
@@ -182,10 +245,10 @@ mod tests {
         let mut most = 0;
         for frame in 0..400 {
             pass(&ctx, |ui| {
-                texts.begin_frame();
-                texts.label(ui, "analysed", 0, |t| t.into());
+                texts.begin_frame(ui.ctx());
+                texts.galley(ui, "analysed", 0, 100.0, |t| t.into());
                 for i in 0..40 {
-                    texts.label(ui, &format!("track{frame}-{i}"), 0, |t| t.into());
+                    texts.galley(ui, &format!("track{frame}-{i}"), 0, 100.0, |t| t.into());
                 }
             });
             most = most.max(texts.len());
@@ -198,9 +261,50 @@ mod tests {
         );
         let misses = texts.misses;
         pass(&ctx, |ui| {
-            texts.begin_frame();
-            texts.label(ui, "analysed", 0, |t| t.into());
+            texts.begin_frame(ui.ctx());
+            texts.galley(ui, "analysed", 0, 100.0, |t| t.into());
         });
         assert_eq!(texts.misses, misses, "a text drawn every frame is kept");
+    }
+
+    /// When egui empties its full glyph atlas, the galleys kept point into the old one:
+    /// they are dropped and laid out again.
+    #[test]
+    fn a_reset_glyph_atlas_drops_the_kept_galleys() {
+        let ctx = egui::Context::default();
+        let mut cells = CellTexts::default();
+        let mut fill = 0.0;
+        for frame in 0..6 {
+            pass(&ctx, |ui| {
+                cells.begin_frame(ui.ctx());
+                if frame == 1 {
+                    fill = ui.fonts(|f| f.font_atlas_fill_ratio());
+                }
+                if frame == 2 {
+                    assert_eq!(cells.len(), 0, "dropped after the atlas was emptied");
+                }
+                cells.galley(ui, "analysed", 0, 100.0, |t| t.into());
+                if frame == 1 {
+                    // Big glyphs fill the atlas past egui's limit: it is emptied next pass.
+                    for size in [200.0, 240.0, 280.0] {
+                        ui.label(
+                            egui::RichText::new(
+                                "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789",
+                            )
+                            .size(size),
+                        );
+                    }
+                    assert!(
+                        ui.fonts(|f| f.font_atlas_fill_ratio()) > 0.8,
+                        "the atlas must be nearly full for this test"
+                    );
+                }
+            });
+        }
+        assert!(fill < 0.8);
+        assert_eq!(
+            cells.misses, 2,
+            "laid out once before the reset and once after"
+        );
     }
 }

@@ -2,18 +2,95 @@
 //! ways in), the model in use, analysis progress with Pause / Cancel, search and
 //! filters, the virtualised table, playlists, and the tag preview with Apply / Undo.
 
-use std::path::PathBuf;
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
 
 use eframe::egui::{self, RichText};
 use egui_extras::{Column, TableBuilder};
+
+use super::grid::{Grid, GridColumn};
 
 use super::app::GenretagApp;
 use super::jobs::spawn_task;
 use super::jobs::tasks;
 use super::palette::{genre_colour, text_colours};
-use super::state::{Facet, PlaylistBy, SortKey, Status, file_name, playlists, relative_folder};
+use super::state::{
+    Facet, PlaylistBy, Row, RowAnalysis, SortKey, Status, Table, file_name, playlists,
+    relative_folder,
+};
 use crate::library::policy::Mode;
 use crate::model::Verdict;
+
+/// The table's columns: sort key, header, first width as a share of the table, narrowest.
+const COLUMNS: [(SortKey, &str, f32, f32); 9] = [
+    (SortKey::Title, "Title", 0.16, 80.0),
+    (SortKey::Artist, "Artist", 0.11, 50.0),
+    (SortKey::Album, "Album", 0.11, 50.0),
+    (SortKey::Year, "Year", 0.04, 40.0),
+    (SortKey::Folder, "Folder", 0.08, 40.0),
+    (SortKey::File, "File", 0.13, 60.0),
+    (SortKey::Genre, "Genre", 0.09, 50.0),
+    (SortKey::Predicted, "Predicted", 0.13, 70.0),
+    (SortKey::Status, "Status", 0.0, 60.0),
+];
+const FILE: usize = 5;
+const GENRE: usize = 6;
+const PREDICTED: usize = 7;
+const STATUS: usize = 8;
+
+/// What a row's cells say: each column's text and look (0 plain, 1 written by us,
+/// 2 unsure, 3 error, 4 pending), and the colour of a sure prediction's genre dot.
+struct RowTexts<'r> {
+    texts: [(Cow<'r, str>, u8); 9],
+    dot: Option<egui::Color32>,
+}
+
+impl<'r> RowTexts<'r> {
+    fn new(table: &'r Table, r: &'r Row, root: &Path) -> Self {
+        let (predicted, dot) = match r.analysis.as_ref().and_then(|a| Some((a, a.top?))) {
+            Some((a, (l, p))) => {
+                let label = table.label(l);
+                match a.verdict {
+                    Verdict::Unsure { .. } => (
+                        (format!("unsure ({label} {:.0}%)", p * 100.0).into(), 2),
+                        None,
+                    ),
+                    _ => (
+                        (format!("{label} {:.0}%", p * 100.0).into(), 0),
+                        Some(genre_colour(label)),
+                    ),
+                }
+            }
+            None => (("".into(), 0), None),
+        };
+        let status = match &r.status {
+            Status::Failed(_) => ("error".into(), 3),
+            Status::Done => ("analysed".into(), 0),
+            Status::Pending => ("pending".into(), 4),
+        };
+        Self {
+            texts: [
+                (r.init.title.as_str().into(), 0),
+                (r.init.artist.as_str().into(), 0),
+                (r.init.album.as_str().into(), 0),
+                (
+                    r.init
+                        .year
+                        .map(|y| y.to_string())
+                        .unwrap_or_default()
+                        .into(),
+                    0,
+                ),
+                (relative_folder(&r.init.path, root).into(), 0),
+                (file_name(&r.init.path).into(), 0),
+                (r.init.genres.join("; ").into(), u8::from(r.changed_by_us)),
+                predicted,
+                status,
+            ],
+            dot,
+        }
+    }
+}
 
 impl GenretagApp {
     /// The library view.
@@ -352,11 +429,13 @@ impl GenretagApp {
     }
 
     fn table_ui(&mut self, ui: &mut egui::Ui) {
+        let columns = COLUMNS.map(|(_, _, share, min)| GridColumn { share, min });
         let mut clicked: Option<(usize, egui::Modifiers)> = None;
         let mut double: Option<usize> = None;
         let mut sort_by: Option<SortKey> = None;
         let sort = self.table.sort;
-        let header = |ui: &mut egui::Ui, key: SortKey, name: &str, out: &mut Option<SortKey>| {
+        let header = |ui: &mut egui::Ui, c: usize| {
+            let (key, name, ..) = COLUMNS[c];
             let arrow = if sort.0 == key {
                 if sort.1 { " ^" } else { " v" }
             } else {
@@ -370,147 +449,100 @@ impl GenretagApp {
                 .on_hover_text("sort (again: reverse)")
                 .clicked()
             {
-                *out = Some(key);
+                sort_by = Some(key);
             }
         };
         let colours = text_colours(ui.visuals());
+        // How a cell's text is dressed, by look (see `RowTexts`).
+        let dress = |t: &str, look: u8| -> egui::WidgetText {
+            let t = RichText::new(t);
+            match look {
+                1 => t.color(colours.ok),
+                2 => t.italics().color(colours.warn),
+                3 => t.color(colours.error),
+                4 => t.weak(),
+                _ => t,
+            }
+            .into()
+        };
         let root = self.table.folder.clone().unwrap_or_default();
-        let w = ui.available_width();
-        let height = ui.available_height();
-        let mut table = TableBuilder::new(ui)
-            .id_salt("library-table")
-            .striped(true)
-            .resizable(true)
-            .auto_shrink([false, false])
-            .max_scroll_height(height)
-            // Clicks, but not focus: egui keeps every focusable widget's id until arrow-key
-            // focus moves, so 9 focusable cells per row grew a map by ~450 000 ids while
-            // scrolling 50 000 rows, and its rehashes cost up to 9 ms frames. The app
-            // moves the selection with the arrow keys itself.
-            .sense(egui::Sense::CLICK)
-            .cell_layout(egui::Layout::left_to_right(egui::Align::Center));
-        if let Some(r) = self.scroll_to.take() {
-            table = table.scroll_to_row(r, None);
-        }
-        // Initial widths share the window; users resize and egui remembers the widths.
-        let col = |f: f32, min: f32| Column::initial((w * f).max(min)).at_least(min).clip(true);
-        table
-            .column(col(0.16, 80.0))
-            .column(col(0.11, 50.0))
-            .column(col(0.11, 50.0))
-            .column(col(0.04, 40.0))
-            .column(col(0.08, 40.0))
-            .column(col(0.13, 60.0))
-            .column(col(0.09, 50.0))
-            .column(col(0.13, 70.0))
-            .column(Column::remainder().at_least(60.0).clip(true))
-            .header(22.0, |mut h| {
-                for (key, name) in [
-                    (SortKey::Title, "Title"),
-                    (SortKey::Artist, "Artist"),
-                    (SortKey::Album, "Album"),
-                    (SortKey::Year, "Year"),
-                    (SortKey::Folder, "Folder"),
-                    (SortKey::File, "File"),
-                    (SortKey::Genre, "Genre"),
-                    (SortKey::Predicted, "Predicted"),
-                    (SortKey::Status, "Status"),
-                ] {
-                    h.col(|ui| header(ui, key, name, &mut sort_by));
-                }
-            })
-            .body(|body| {
-                let cells = &mut self.cell_texts;
-                cells.begin_frame();
-                // How a cell's text is dressed, by look: 0 plain, 1 written by us, 2 unsure,
-                // 3 error, 4 pending.
-                let dress = |t: &str, look: u8| -> egui::WidgetText {
-                    let t = RichText::new(t);
-                    match look {
-                        1 => t.color(colours.ok),
-                        2 => t.italics().color(colours.warn),
-                        3 => t.color(colours.error),
-                        4 => t.weak(),
-                        _ => t,
-                    }
-                    .into()
-                };
-                // Cells are plain (not selectable) text so clicks reach the row.
-                let mut cell = |ui: &mut egui::Ui, t: &str, look: u8| {
-                    cells.label(ui, t, look, |t| dress(t, look))
-                };
-                body.rows(20.0, self.table.order().len(), |mut row| {
-                    let i = self.table.order()[row.index()] as usize;
-                    let r = &self.table.rows[i];
-                    row.set_selected(self.table.is_selected(i));
-                    row.col(|ui| {
-                        cell(ui, &r.init.title, 0);
-                    });
-                    row.col(|ui| {
-                        cell(ui, &r.init.artist, 0);
-                    });
-                    row.col(|ui| {
-                        cell(ui, &r.init.album, 0);
-                    });
-                    row.col(|ui| {
-                        let year = r.init.year.map(|y| y.to_string()).unwrap_or_default();
-                        cell(ui, &year, 0);
-                    });
-                    row.col(|ui| {
-                        cell(ui, &relative_folder(&r.init.path, &root), 0);
-                    });
-                    row.col(|ui| {
-                        cell(ui, &file_name(&r.init.path), 0)
-                            .on_hover_text(r.init.path.display().to_string());
-                    });
-                    row.col(|ui| {
-                        let resp = cell(ui, &r.init.genres.join("; "), u8::from(r.changed_by_us));
-                        if r.changed_by_us {
-                            resp.on_hover_text("written by genretag (Undo last batch reverts it)");
-                        }
-                    });
-                    row.col(|ui| {
-                        let Some(a) = &r.analysis else { return };
-                        let Some((l, p)) = a.top else { return };
-                        let label = self.table.label(l);
-                        match &a.verdict {
-                            Verdict::Unsure { reason } => {
-                                cell(ui, &format!("unsure ({label} {:.0}%)", p * 100.0), 2)
-                                    .on_hover_text(format!(
-                                        "the model will not write a genre: {reason}"
-                                    ));
-                            }
-                            _ => {
-                                let (dot, _) = ui.allocate_exact_size(
-                                    egui::vec2(8.0, 8.0),
-                                    egui::Sense::hover(),
+        let table = &self.table;
+        let cells = &mut self.cell_texts;
+        // A sure prediction's text follows its genre's dot, as a label after a dot widget.
+        let dot = 8.0 + ui.spacing().item_spacing.x;
+        Grid::new(ui.make_persistent_id("library-table"), &columns, 22.0, 20.0)
+            .scroll_to(self.scroll_to.take())
+            .show(
+                ui,
+                table.order().len(),
+                header,
+                |k| table.is_selected(table.order()[k] as usize),
+                |ui, row| {
+                    let i = table.order()[row.index] as usize;
+                    let r = &table.rows[i];
+                    let shown = RowTexts::new(table, r, &root);
+                    for (col, (t, look)) in shown.texts.iter().enumerate() {
+                        let mut indent = 0.0;
+                        if col == PREDICTED
+                            && let Some(colour) = shown.dot
+                        {
+                            let cell = row.cell(col);
+                            ui.painter()
+                                .with_clip_rect(cell.intersect(ui.clip_rect()))
+                                .circle_filled(
+                                    egui::pos2(cell.left() + 4.0, cell.center().y),
+                                    4.0,
+                                    colour,
                                 );
-                                ui.painter()
-                                    .circle_filled(dot.center(), 4.0, genre_colour(label));
-                                cell(ui, &format!("{label} {:.0}%", p * 100.0), 0);
+                            indent = dot;
+                        }
+                        let width = row.width(col) - indent;
+                        let g = cells.galley(ui, t, *look, width, |t| dress(t, *look));
+                        row.text(ui, col, indent, &g);
+                        let Some(resp) = row.cell_response(ui, col, t) else {
+                            continue;
+                        };
+                        // Tooltips: what a cell means where it says more than its text,
+                        // else the full text of a cut one.
+                        match (col, &r.status, &r.analysis) {
+                            (FILE, ..) => {
+                                resp.on_hover_text(r.init.path.display().to_string());
                             }
+                            (GENRE, ..) if r.changed_by_us => {
+                                resp.on_hover_text(
+                                    "written by genretag (Undo last batch reverts it)",
+                                );
+                            }
+                            (
+                                PREDICTED,
+                                _,
+                                Some(RowAnalysis {
+                                    verdict: Verdict::Unsure { reason },
+                                    ..
+                                }),
+                            ) => {
+                                resp.on_hover_text(format!(
+                                    "the model will not write a genre: {reason}"
+                                ));
+                            }
+                            (STATUS, Status::Failed(e), _) => {
+                                resp.on_hover_text(e);
+                            }
+                            _ if g.elided => {
+                                resp.on_hover_text(t.as_ref());
+                            }
+                            _ => {}
                         }
-                    });
-                    row.col(|ui| match &r.status {
-                        Status::Failed(e) => {
-                            cell(ui, "error", 3).on_hover_text(e);
-                        }
-                        Status::Done => {
-                            cell(ui, "analysed", 0);
-                        }
-                        Status::Pending => {
-                            cell(ui, "pending", 4);
-                        }
-                    });
-                    let resp = row.response();
+                    }
+                    let resp = &row.response;
                     if resp.clicked() {
                         clicked = Some((i, resp.ctx.input(|inp| inp.modifiers)));
                     }
                     if resp.double_clicked() {
                         double = Some(i);
                     }
-                });
-            });
+                },
+            );
         let c = &self.cell_texts;
         self.diag.cell_texts = (c.hits, c.misses, c.len());
         if let Some(k) = sort_by {

@@ -7,7 +7,9 @@
 //! - [`app`]: the app — state of the views, routing, the top and status bars.
 //! - `events`: worker events drained in `logic` within a budget; `--exercise`.
 //! - [`state`]: preferences and the library table (pure data and logic).
-//! - [`library_view`], [`track_view`], [`training_view`]: one file per view.
+//! - [`library_view`], [`track_view`], [`training_view`]: one file per view; the library
+//!   table is drawn by `grid` (a widget per row, painted cells) with its laid-out texts
+//!   kept in `cell_texts`.
 //! - [`diagnostics`]: frame times and memory, behind a toggle.
 //! - [`jobs`]: the workers; [`player`]: playback; [`widgets`], [`palette`]: drawing.
 //!
@@ -18,6 +20,7 @@ pub mod app;
 mod cell_texts;
 pub mod diagnostics;
 mod events;
+mod grid;
 pub mod jobs;
 mod library_view;
 pub mod palette;
