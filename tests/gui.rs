@@ -715,25 +715,41 @@ fn issue10_table_cells_are_labels_columns_fit_and_resize() {
     };
     status(&h);
 
-    // Drag the line after the title column 100 points to the right.
-    let line = egui::pos2(title.right() + 4.0, title.center().y);
-    h.hover_at(line);
-    h.step();
-    h.drag_at(line);
-    h.step();
-    for dx in [25.0, 50.0, 75.0, 100.0] {
-        h.hover_at(line + egui::vec2(dx, 0.0));
+    // Drag the line after the title column: it follows the pointer (the other columns
+    // give way, not the one dragged) until the others are at their narrowest.
+    let drag = |h: &mut H, from: egui::Pos2, to: f32| {
+        h.hover_at(from);
         h.step();
-    }
-    h.drop_at(line + egui::vec2(100.0, 0.0));
-    h.step();
-    h.step();
-    let wider = h.get_by_label("t0").rect();
-    assert!(
-        wider.width() > title.width() + 50.0,
-        "dragged wider: {title:?} -> {wider:?}"
+        h.drag_at(from);
+        h.step();
+        for k in 1..=4 {
+            h.hover_at(from + egui::vec2(to * k as f32 / 4.0, 0.0));
+            h.step();
+        }
+        h.drop_at(from + egui::vec2(to, 0.0));
+        h.step();
+        h.step();
+        h.get_by_label("t0").rect()
+    };
+    let wider = drag(
+        &mut h,
+        egui::pos2(title.right() + 4.0, title.center().y),
+        60.0,
     );
-    // The others gave way.
+    assert!(
+        (wider.width() - title.width() - 60.0).abs() < 0.5,
+        "dragged 60 wider: {title:?} -> {wider:?}"
+    );
+    status(&h);
+    let widest = drag(
+        &mut h,
+        egui::pos2(wider.right() + 4.0, wider.center().y),
+        300.0,
+    );
+    assert!(
+        widest.width() > wider.width() && widest.width() < wider.width() + 100.0,
+        "stopped where the window ends: {wider:?} -> {widest:?}"
+    );
     status(&h);
     // A click on a painted cell selects its row.
     h.get_by_label("t1").click();

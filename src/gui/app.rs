@@ -825,7 +825,9 @@ impl GenretagApp {
         self.shortcuts(&ctx);
         self.exercise_step(&ctx);
         // Every frame, whichever view shows: the cache checks egui's own is still valid.
-        self.cell_texts.begin_frame(&ctx);
+        if self.cell_texts.begin_frame(&ctx) {
+            self.diag.mark("cell texts dropped (atlas emptied)");
+        }
         egui::Panel::top("top").show(ui, |ui| self.top_bar(ui));
         egui::Panel::bottom("status").show(ui, |ui| self.status_bar(ui));
         if self.settings.diagnostics && !self.stable_ui {

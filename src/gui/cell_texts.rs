@@ -53,7 +53,8 @@ impl CellTexts {
     /// A new frame (call every frame, drawn or not): if egui emptied its glyph atlas,
     /// everything kept is dropped; and once too many are kept, the oldest not drawn
     /// recently go, a few more than the last frame laid out (so the cache shrinks back).
-    pub fn begin_frame(&mut self, ctx: &egui::Context) {
+    /// Returns whether everything was dropped.
+    pub fn begin_frame(&mut self, ctx: &egui::Context) -> bool {
         self.frame += 1;
         let sentinel = ctx.fonts_mut(|f| {
             f.layout_no_wrap(
@@ -87,6 +88,7 @@ impl CellTexts {
         if self.dropped.len() >= 256 {
             self.free_dropped();
         }
+        stale
     }
 
     /// Free the dropped galleys on the helper thread (here, if it cannot be started).

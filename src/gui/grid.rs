@@ -9,9 +9,13 @@
 //! only when something needs one: a tooltip under the pointer, or accessibility (a screen
 //! reader, the tests), which reads each cell as a labelled node.
 //!
-//! It looks and behaves as egui_extras' striped, clipping, resizable table did: the same
-//! row pitch, stripes, selection and hover fills, column lines that are dragged to resize
-//! (widths remembered by egui), and `scroll_to` bringing a row into view.
+//! It looks as egui_extras' striped, clipping table did (the same row pitch, stripes,
+//! selection and hover fills, texts cut with "…") and its column lines are dragged to
+//! resize (widths remembered across runs; no auto-size on double-click). Unlike it, the
+//! columns fit the window: where they add up to more, the others give way. Rows take
+//! clicks but not keyboard focus: egui remembers every focusable widget's id until
+//! arrow-key focus moves (one per row ever shown), and a focused row would take the arrow
+//! keys, space and Ctrl+A from the app, which moves the selection itself.
 
 use std::sync::Arc;
 
@@ -70,39 +74,51 @@ impl<'c> Grid<'c> {
         self
     }
 
-    /// Column widths: remembered ones (the user's resizing), else shares of `width`; the
-    /// last column takes the rest. Where they add up to more than `width` (a narrower
-    /// window, a widened column), the others give way down to their narrowest, in
-    /// proportion to what each can give, so that every column stays in view.
-    fn widths(&self, ui: &Ui, width: f32) -> Vec<f32> {
+    /// Column widths: remembered ones (the user's resizing; `None` when there are none
+    /// yet), else shares of `width`.
+    fn remembered(&self, ui: &Ui, width: f32) -> (Vec<f32>, bool) {
+        let n = self.columns.len();
+        match ui.data_mut(|d| d.get_persisted::<Vec<f32>>(self.id)) {
+            Some(w) if w.len() == n => (w, true),
+            _ => (
+                (self.columns.iter())
+                    .map(|c| (width * c.share).max(c.min))
+                    .collect(),
+                false,
+            ),
+        }
+    }
+
+    /// Fit `widths` into `width`: the last column takes the rest; where they add up to
+    /// more (a narrower window, a widened column), the others, except `held` (the column
+    /// being dragged), give way down to their narrowest in proportion to what each can
+    /// give, so that every column stays in view; past that, the dragged column stops.
+    fn fit(&self, ui: &Ui, widths: &mut [f32], width: f32, held: Option<usize>) {
         let n = self.columns.len();
         let spacing = ui.spacing().item_spacing.x;
-        let mut widths = ui
-            .data_mut(|d| d.get_persisted::<Vec<f32>>(self.id))
-            .filter(|w| w.len() == n)
-            .unwrap_or_else(|| {
-                self.columns
-                    .iter()
-                    .map(|c| (width * c.share).max(c.min))
-                    .collect()
-            });
         let Some(last) = self.columns.last() else {
-            return widths;
+            return;
         };
         let others = |widths: &[f32]| -> f32 { widths[..n - 1].iter().map(|w| w + spacing).sum() };
-        let over = others(&widths) + last.min - width;
-        let slack: f32 = (widths.iter().zip(self.columns))
-            .take(n - 1)
-            .map(|(w, c)| w - c.min)
+        let over = others(widths) + last.min - width;
+        let giving = |c: usize| c + 1 < n && Some(c) != held;
+        let slack: f32 = (widths.iter().zip(self.columns).enumerate())
+            .filter(|(c, _)| giving(*c))
+            .map(|(_, (w, col))| w - col.min)
             .sum();
         if over > 0.0 && slack > 0.0 {
             let give = (over / slack).min(1.0);
-            for (w, c) in widths.iter_mut().zip(self.columns).take(n - 1) {
-                *w -= (*w - c.min) * give;
+            for (c, (w, col)) in widths.iter_mut().zip(self.columns).enumerate() {
+                if giving(c) {
+                    *w -= (*w - col.min) * give;
+                }
             }
         }
-        widths[n - 1] = (width - others(&widths) - 0.1).max(last.min);
-        widths
+        // The others at their narrowest: the dragged column stops where the window ends.
+        if let Some(h) = held.filter(|_| over > slack) {
+            widths[h] = (widths[h] - (over - slack.max(0.0))).max(self.columns[h].min);
+        }
+        widths[n - 1] = (width - others(widths) - 0.1).max(last.min);
     }
 
     /// Draw the table with `rows` rows into the rest of `ui`: `header(ui, column)` fills
@@ -119,7 +135,11 @@ impl<'c> Grid<'c> {
         let spacing = ui.spacing().item_spacing;
         let top = ui.cursor().top();
         let left = ui.cursor().left();
-        let mut widths = self.widths(ui, ui.available_width());
+        let width = ui.available_width();
+        let (mut widths, remembered) = self.remembered(ui, width);
+        let resize_id = |c: usize| self.id.with(("resize", c));
+        let held = (0..widths.len()).find(|&c| ui.ctx().is_being_dragged(resize_id(c)));
+        self.fit(ui, &mut widths, width, held);
         let mut cells = Vec::with_capacity(widths.len());
         let mut x = left;
         for w in &widths {
@@ -142,22 +162,18 @@ impl<'c> Grid<'c> {
                     .layout(Layout::left_to_right(Align::Center)),
             );
             cell.shrink_clip_rect(rect);
+            cell.style_mut().wrap_mode = Some(egui::TextWrapMode::Truncate);
             header(&mut cell, c);
         }
 
         // Body.
         let pitch = self.row_height + spacing.y;
-        let a11y = ui
-            .ctx()
-            .accesskit_node_builder(self.id, |node| node.set_role(Role::Table))
-            .is_some();
         let stripe = ui.visuals().faint_bg_color;
         let selection = ui.visuals().selection.bg_fill;
         let hover = ui.visuals().widgets.hovered.bg_fill;
         egui::ScrollArea::vertical()
             .id_salt(self.id.with("body"))
             .auto_shrink([false, false])
-            .max_height(ui.available_height())
             .show_viewport(ui, |ui, viewport| {
                 let origin = ui.max_rect().top();
                 ui.set_min_height((rows as f32 * pitch - spacing.y).max(0.0));
@@ -167,10 +183,18 @@ impl<'c> Grid<'c> {
                 }
                 let first = ((viewport.min.y / pitch).floor().max(0.0) as usize).min(rows);
                 let last = (((viewport.max.y / pitch).ceil() as usize) + 1).min(rows);
+                // Whether AccessKit is on (a screen reader, the tests): asked of a row,
+                // which has a node then anyway.
+                let mut a11y = None;
                 for index in first..last {
                     let y = origin + index as f32 * pitch;
                     let rect = Rect::from_x_y_ranges(left..=right, y..=y + self.row_height);
-                    let response = ui.interact(rect, self.id.with(("row", index)), Sense::click());
+                    let response = ui.interact(rect, self.id.with(("row", index)), Sense::CLICK);
+                    let a11y = *a11y.get_or_insert_with(|| {
+                        ui.ctx()
+                            .accesskit_node_builder(response.id, |_| ())
+                            .is_some()
+                    });
                     let is_selected = selected(index);
                     // The fills close the gaps between rows and cells, as egui_extras' do.
                     let fill = rect.expand2(0.5 * spacing).round_ui();
@@ -199,15 +223,12 @@ impl<'c> Grid<'c> {
         // Column lines, dragged to resize (over the rows, as egui_extras' are).
         let bottom = ui.min_rect().bottom();
         let grab = ui.style().interaction.resize_grab_radius_side;
-        let mut changed = false;
+        let busy = ui.input(|i| i.pointer.any_down() || i.pointer.any_pressed());
+        let mut changed = None;
         for c in 0..widths.len().saturating_sub(1) {
             let x = cells[c].0 + cells[c].1 + 0.5 * spacing.x;
             let line = Rect::from_x_y_ranges(x..=x, top..=bottom);
-            let resize = ui.interact(
-                line.expand(grab),
-                self.id.with(("resize", c)),
-                Sense::click_and_drag(),
-            );
+            let resize = ui.interact(line.expand(grab), resize_id(c), Sense::click_and_drag());
             let mut at = x;
             if resize.dragged()
                 && let Some(pointer) = ui.ctx().pointer_latest_pos()
@@ -215,9 +236,8 @@ impl<'c> Grid<'c> {
                 let w = (widths[c] + pointer.x - x).max(self.columns[c].min);
                 at = x - widths[c] + w;
                 widths[c] = w;
-                changed = true;
+                changed = Some(c);
             }
-            let busy = ui.input(|i| i.pointer.any_down() || i.pointer.any_pressed());
             let hovered = resize.hovered() && !busy;
             if hovered || resize.dragged() {
                 ui.set_cursor_icon(egui::CursorIcon::ResizeColumn);
@@ -233,7 +253,10 @@ impl<'c> Grid<'c> {
             ui.painter()
                 .line_segment([pos2(at, top), pos2(at, bottom)], stroke);
         }
-        if changed || ui.data_mut(|d| d.get_persisted::<Vec<f32>>(self.id).is_none()) {
+        if let Some(c) = changed {
+            self.fit(ui, &mut widths, width, Some(c));
+        }
+        if changed.is_some() || !remembered {
             ui.data_mut(|d| d.insert_persisted(self.id, widths));
         }
     }
@@ -246,7 +269,7 @@ impl GridRow<'_> {
         Rect::from_x_y_ranges(x0..=x0 + w, self.rect.y_range())
     }
 
-    /// Column `col`'s width (exactly the one [`Grid::show`] returns).
+    /// Column `col`'s width (exactly the cell's, for a cache key).
     pub fn width(&self, col: usize) -> f32 {
         self.cells.get(col).map_or(0.0, |c| c.1)
     }
@@ -281,7 +304,7 @@ impl GridRow<'_> {
         }
         let response = ui.interact(cell, self.response.id.with(col), Sense::hover());
         if self.a11y {
-            response.widget_info(|| WidgetInfo::labeled(Role::Label, true, text));
+            response.widget_info(|| WidgetInfo::labeled(Role::Label, ui.is_enabled(), text));
         }
         Some(response)
     }

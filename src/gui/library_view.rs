@@ -33,13 +33,21 @@ const COLUMNS: [(SortKey, &str, f32, f32); 9] = [
     (SortKey::Predicted, "Predicted", 0.13, 70.0),
     (SortKey::Status, "Status", 0.0, 60.0),
 ];
+/// Positions in `COLUMNS` of the cells that say more on hover or carry a dot.
 const FILE: usize = 5;
 const GENRE: usize = 6;
 const PREDICTED: usize = 7;
 const STATUS: usize = 8;
 
-/// What a row's cells say: each column's text and look (0 plain, 1 written by us,
-/// 2 unsure, 3 error, 4 pending), and the colour of a sure prediction's genre dot.
+/// How a cell's text is dressed (its "look", part of the cell-text cache's key).
+const PLAIN: u8 = 0;
+const OURS: u8 = 1;
+const UNSURE: u8 = 2;
+const FAILED: u8 = 3;
+const PENDING: u8 = 4;
+
+/// What a row's cells say: each column's text and look, and the colour of a sure
+/// prediction's genre dot.
 struct RowTexts<'r> {
     texts: [(Cow<'r, str>, u8); 9],
     dot: Option<egui::Color32>,
@@ -52,27 +60,27 @@ impl<'r> RowTexts<'r> {
                 let label = table.label(l);
                 match a.verdict {
                     Verdict::Unsure { .. } => (
-                        (format!("unsure ({label} {:.0}%)", p * 100.0).into(), 2),
+                        (format!("unsure ({label} {:.0}%)", p * 100.0).into(), UNSURE),
                         None,
                     ),
                     _ => (
-                        (format!("{label} {:.0}%", p * 100.0).into(), 0),
+                        (format!("{label} {:.0}%", p * 100.0).into(), PLAIN),
                         Some(genre_colour(label)),
                     ),
                 }
             }
-            None => (("".into(), 0), None),
+            None => (("".into(), PLAIN), None),
         };
         let status = match &r.status {
-            Status::Failed(_) => ("error".into(), 3),
-            Status::Done => ("analysed".into(), 0),
-            Status::Pending => ("pending".into(), 4),
+            Status::Failed(_) => ("error".into(), FAILED),
+            Status::Done => ("analysed".into(), PLAIN),
+            Status::Pending => ("pending".into(), PENDING),
         };
         Self {
             texts: [
-                (r.init.title.as_str().into(), 0),
-                (r.init.artist.as_str().into(), 0),
-                (r.init.album.as_str().into(), 0),
+                (r.init.title.as_str().into(), PLAIN),
+                (r.init.artist.as_str().into(), PLAIN),
+                (r.init.album.as_str().into(), PLAIN),
                 (
                     r.init
                         .year
@@ -81,9 +89,12 @@ impl<'r> RowTexts<'r> {
                         .into(),
                     0,
                 ),
-                (relative_folder(&r.init.path, root).into(), 0),
-                (file_name(&r.init.path).into(), 0),
-                (r.init.genres.join("; ").into(), u8::from(r.changed_by_us)),
+                (relative_folder(&r.init.path, root).into(), PLAIN),
+                (file_name(&r.init.path).into(), PLAIN),
+                (
+                    r.init.genres.join("; ").into(),
+                    if r.changed_by_us { OURS } else { PLAIN },
+                ),
                 predicted,
                 status,
             ],
@@ -457,10 +468,10 @@ impl GenretagApp {
         let dress = |t: &str, look: u8| -> egui::WidgetText {
             let t = RichText::new(t);
             match look {
-                1 => t.color(colours.ok),
-                2 => t.italics().color(colours.warn),
-                3 => t.color(colours.error),
-                4 => t.weak(),
+                OURS => t.color(colours.ok),
+                UNSURE => t.italics().color(colours.warn),
+                FAILED => t.color(colours.error),
+                PENDING => t.weak(),
                 _ => t,
             }
             .into()
@@ -503,15 +514,11 @@ impl GenretagApp {
                             continue;
                         };
                         // Tooltips: what a cell means where it says more than its text,
-                        // else the full text of a cut one.
-                        match (col, &r.status, &r.analysis) {
-                            (FILE, ..) => {
-                                resp.on_hover_text(r.init.path.display().to_string());
-                            }
+                        // and the full text of a cut one.
+                        let more = match (col, &r.status, &r.analysis) {
+                            (FILE, ..) => Some(r.init.path.display().to_string()),
                             (GENRE, ..) if r.changed_by_us => {
-                                resp.on_hover_text(
-                                    "written by genretag (Undo last batch reverts it)",
-                                );
+                                Some("written by genretag (Undo last batch reverts it)".to_string())
                             }
                             (
                                 PREDICTED,
@@ -520,18 +527,21 @@ impl GenretagApp {
                                     verdict: Verdict::Unsure { reason },
                                     ..
                                 }),
-                            ) => {
-                                resp.on_hover_text(format!(
-                                    "the model will not write a genre: {reason}"
-                                ));
+                            ) => Some(format!("the model will not write a genre: {reason}")),
+                            (STATUS, Status::Failed(e), _) => Some(e.clone()),
+                            _ => None,
+                        };
+                        match (more, g.elided && col != FILE) {
+                            (Some(more), true) => {
+                                resp.on_hover_text(format!("{t}\n{more}"));
                             }
-                            (STATUS, Status::Failed(e), _) => {
-                                resp.on_hover_text(e);
+                            (Some(more), false) => {
+                                resp.on_hover_text(more);
                             }
-                            _ if g.elided => {
+                            (None, true) => {
                                 resp.on_hover_text(t.as_ref());
                             }
-                            _ => {}
+                            (None, false) => {}
                         }
                     }
                     let resp = &row.response;
