@@ -100,12 +100,14 @@ pub struct SlowFrame {
 
 impl SlowFrame {
     fn rank(&self) -> f32 {
-        if self.cpu_ms.is_nan() {
-            self.ms
-        } else {
-            self.cpu_ms
-        }
+        rank(self.ms, self.cpu_ms)
     }
+}
+
+/// How slow a frame counts as: its UI code's CPU time where known, else its wall time
+/// (which also counts whatever the scheduler ran instead of the UI thread).
+fn rank(ms: f32, cpu_ms: f32) -> f32 {
+    if cpu_ms.is_nan() { ms } else { cpu_ms }
 }
 
 /// Frame-time bookkeeping.
@@ -193,9 +195,7 @@ impl Diagnostics {
                 }
                 _ => f32::NAN,
             };
-            // Ranked by the thread's own CPU time where known: wall time also counts
-            // whatever the scheduler ran instead of the UI thread.
-            let rank = if cpu.is_nan() { ms } else { cpu };
+            let rank = rank(ms, cpu);
             if self.slowest.len() < SLOWEST || self.slowest.last().is_some_and(|s| s.rank() < rank)
             {
                 if sorting {

@@ -274,6 +274,12 @@ impl GridRow<'_> {
         self.cells.get(col).map_or(0.0, |c| c.1)
     }
 
+    /// A painter clipped to column `col`'s cell.
+    pub fn painter(&self, ui: &Ui, col: usize) -> egui::Painter {
+        ui.painter()
+            .with_clip_rect(self.cell(col).intersect(ui.clip_rect()))
+    }
+
     /// Paint `galley` into column `col`, `indent` points from its left edge, vertically
     /// centred and clipped to the cell. Placeholder colours take the row's text colour.
     pub fn text(&self, ui: &Ui, col: usize, indent: f32, galley: &Arc<Galley>) {
@@ -289,9 +295,7 @@ impl GridRow<'_> {
             cell.center().y - 0.5 * galley.size().y,
         )
         .round_ui();
-        ui.painter()
-            .with_clip_rect(cell.intersect(ui.clip_rect()))
-            .galley(pos, galley.clone(), colour);
+        self.painter(ui, col).galley(pos, galley.clone(), colour);
     }
 
     /// A widget for cell `col` when one is needed: accessibility is on (it is then read

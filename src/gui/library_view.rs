@@ -498,13 +498,11 @@ impl GenretagApp {
                             && let Some(colour) = shown.dot
                         {
                             let cell = row.cell(col);
-                            ui.painter()
-                                .with_clip_rect(cell.intersect(ui.clip_rect()))
-                                .circle_filled(
-                                    egui::pos2(cell.left() + 4.0, cell.center().y),
-                                    4.0,
-                                    colour,
-                                );
+                            row.painter(ui, col).circle_filled(
+                                egui::pos2(cell.left() + 4.0, cell.center().y),
+                                4.0,
+                                colour,
+                            );
                             indent = dot;
                         }
                         let width = row.width(col) - indent;
