@@ -96,6 +96,10 @@ pub struct SlowFrame {
     pub cpu_ms: f32,
     /// What it did ([`Diagnostics::mark`]), in order, each once.
     pub what: Vec<&'static str>,
+    /// The UI thread's page faults in it (Linux; else 0): many point at memory.
+    pub faults: u64,
+    /// The UI thread's context switches in it (Linux; else 0): waiting or pre-empted.
+    pub switches: u64,
 }
 
 impl SlowFrame {
@@ -139,7 +143,7 @@ pub struct Diagnostics {
     marks: Vec<&'static str>,
     frames_begun: u64,
     last_start: Option<Instant>,
-    frame_start: Option<(Instant, Option<f64>)>,
+    frame_start: Option<(Instant, Option<f64>, (u64, u64))>,
     /// Where `--frame-log` writes (JSON).
     pub log: Option<PathBuf>,
     last_log: Option<Instant>,
@@ -157,7 +161,7 @@ impl Diagnostics {
         if let Some(prev) = self.last_start.replace(now) {
             self.interval.record((now - prev).as_secs_f32() * 1e3);
         }
-        self.frame_start = Some((now, thread_cpu_ms()));
+        self.frame_start = Some((now, thread_cpu_ms(), thread_faults_switches()));
         self.marks.clear();
         if self.frames_begun == 0 {
             self.marks.push("first frame");
@@ -175,7 +179,7 @@ impl Diagnostics {
 
     /// The frame's UI code ended; `tagging` / `sorting`: what the frame did.
     pub fn end(&mut self, tagging: bool, sorting: bool) {
-        if let Some((t0, cpu0)) = self.frame_start.take() {
+        if let Some((t0, cpu0, (faults0, switches0))) = self.frame_start.take() {
             let ms = t0.elapsed().as_secs_f32() * 1e3;
             self.ui.record(ms);
             if tagging {
@@ -204,6 +208,7 @@ impl Diagnostics {
                 if tagging {
                     self.mark("tagging");
                 }
+                let (faults, switches) = thread_faults_switches();
                 let at = self.slowest.partition_point(|s| s.rank() >= rank);
                 self.slowest.insert(
                     at,
@@ -212,6 +217,8 @@ impl Diagnostics {
                         ms,
                         cpu_ms: cpu,
                         what: self.marks.clone(),
+                        faults: faults.saturating_sub(faults0),
+                        switches: switches.saturating_sub(switches0),
                     },
                 );
                 self.slowest.truncate(SLOWEST);
@@ -258,10 +265,12 @@ impl Diagnostics {
             self.slowest
                 .iter()
                 .map(|f| format!(
-                    "{{\"frame\": {}, \"ms\": {:.2}, \"cpu_ms\": {:.2}, \"what\": \"{}\"}}",
+                    "{{\"frame\": {}, \"ms\": {:.2}, \"cpu_ms\": {:.2}, \"faults\": {}, \"switches\": {}, \"what\": \"{}\"}}",
                     f.frame,
                     f.ms,
                     f.cpu_ms,
+                    f.faults,
+                    f.switches,
                     f.what.join(", ")
                 ))
                 .collect::<Vec<_>>()
@@ -344,6 +353,26 @@ fn thread_cpu_ms() -> Option<f64> {
     }
 }
 
+/// This thread's page faults (minor and major) and context switches (voluntary and not)
+/// so far; zeros where unknown.
+fn thread_faults_switches() -> (u64, u64) {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: rusage is plain integers, for which all zeros are valid.
+        let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: getrusage writes only into `u`, which outlives the call.
+        let rc = unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut u) };
+        if rc == 0 {
+            let n = |v: libc::c_long| u64::try_from(v).unwrap_or(0);
+            return (
+                n(u.ru_minflt) + n(u.ru_majflt),
+                n(u.ru_nvcsw) + n(u.ru_nivcsw),
+            );
+        }
+    }
+    (0, 0)
+}
+
 /// Peak resident memory of this process (Linux: VmHWM), in MB.
 pub fn peak_rss_mb() -> Option<f32> {
     let s = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -372,5 +401,28 @@ mod tests {
         h.record(80.0);
         assert_eq!(h.max(), 80.0);
         assert_eq!(h.len(), 101);
+    }
+
+    /// A slow frame that touches fresh memory is logged with the page faults it took, and
+    /// one that sleeps with a context switch.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn slow_frames_say_their_page_faults_and_switches() {
+        let mut d = Diagnostics::default();
+        d.begin();
+        let mut v = vec![0u8; 64 << 20];
+        // Touch one byte a page: each first touch is a fault.
+        for i in (0..v.len()).step_by(4096) {
+            v[i] = 1;
+        }
+        std::hint::black_box(&v);
+        d.end(false, false);
+        d.begin();
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        d.end(false, false);
+        let touched = d.slowest.iter().find(|f| f.faults > 0).expect("a frame");
+        assert!(touched.faults >= 1000, "{} faults", touched.faults);
+        assert!(d.slowest.iter().any(|f| f.switches > 0), "the sleep");
+        assert!(d.json(0, 0).contains("\"faults\": "));
     }
 }
