@@ -421,7 +421,8 @@ mod tests {
         std::thread::sleep(std::time::Duration::from_millis(5));
         d.end(false, false);
         let touched = d.slowest.iter().find(|f| f.faults > 0).expect("a frame");
-        assert!(touched.faults >= 1000, "{} faults", touched.faults);
+        // 16 384 pages: a fault each, or one per 2 MB where huge pages are always on.
+        assert!(touched.faults >= 16, "{} faults", touched.faults);
         assert!(d.slowest.iter().any(|f| f.switches > 0), "the sleep");
         assert!(d.json(0, 0).contains("\"faults\": "));
     }
