@@ -628,12 +628,6 @@ fn issue10_malformed_report_is_refused_with_the_reason_not_a_panic() {
 #[test]
 fn issue11_bug14_sorting_is_natural_and_case_insensitive() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let mut h = app(
-        tmp.path(),
-        settings(tmp.path()),
-        StartOptions::default(),
-        [1200.0, 800.0],
-    );
     let titles = [
         "track10",
         "Genre Journey",
@@ -641,13 +635,7 @@ fn issue11_bug14_sorting_is_natural_and_case_insensitive() {
         "track9",
         "Track2",
     ];
-    let rows = titles
-        .iter()
-        .enumerate()
-        .map(|(i, t)| row(&tmp.path().join(format!("{i}.wav")), t, &[], None))
-        .collect();
-    h.state_mut().show_rows(tmp.path().to_path_buf(), rows);
-    h.step();
+    let mut h = app_with_rows(tmp.path(), &titles, [1200.0, 800.0]);
     h.get_by_label("Title").click();
     h.step();
     h.step();
@@ -671,21 +659,27 @@ fn issue11_bug14_sorting_is_natural_and_case_insensitive() {
     );
 }
 
-/// The app of `size` showing `n` rows titled t0, t1, ... (files in `dir`, not read).
-fn app_with_rows(dir: &Path, n: usize, size: [f32; 2]) -> H {
+/// The app of `size` showing one row per title (files 0.wav, 1.wav, ... in `dir`, not
+/// read).
+fn app_with_rows<T: AsRef<str>>(dir: &Path, titles: &[T], size: [f32; 2]) -> H {
     let mut h = app(dir, settings(dir), StartOptions::default(), size);
-    let rows = (0..n)
-        .map(|i| row(&dir.join(format!("{i}.wav")), &format!("t{i}"), &[], None))
+    let rows = (titles.iter().enumerate())
+        .map(|(i, t)| row(&dir.join(format!("{i}.wav")), t.as_ref(), &[], None))
         .collect();
     h.state_mut().show_rows(dir.to_path_buf(), rows);
     h.step();
     h
 }
 
+/// Titles t0, t1, ... t(n-1).
+fn numbered(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("t{i}")).collect()
+}
+
 #[test]
 fn issue11_bug16_ctrl_a_selects_every_row() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let mut h = app_with_rows(tmp.path(), 7, [1200.0, 800.0]);
+    let mut h = app_with_rows(tmp.path(), &numbered(7), [1200.0, 800.0]);
     h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::A);
     h.step();
     h.step();
@@ -700,7 +694,7 @@ fn issue11_bug16_ctrl_a_selects_every_row() {
 fn issue10_table_cells_are_labels_columns_fit_and_resize() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let width = 700.0;
-    let mut h = app_with_rows(tmp.path(), 3, [width, 500.0]);
+    let mut h = app_with_rows(tmp.path(), &numbered(3), [width, 500.0]);
     h.step();
     let title = h.get_by_label("t0").rect();
     assert!(title.width() > 60.0, "the title column: {title:?}");

@@ -114,6 +114,16 @@ fn rank(ms: f32, cpu_ms: f32) -> f32 {
     if cpu_ms.is_nan() { ms } else { cpu_ms }
 }
 
+/// Where the current frame's UI code began: the time, and this thread's CPU time, page
+/// faults and context switches so far.
+#[derive(Debug)]
+struct FrameStart {
+    at: Instant,
+    cpu_ms: Option<f64>,
+    faults: u64,
+    switches: u64,
+}
+
 /// Frame-time bookkeeping.
 #[derive(Debug, Default)]
 pub struct Diagnostics {
@@ -143,7 +153,7 @@ pub struct Diagnostics {
     marks: Vec<&'static str>,
     frames_begun: u64,
     last_start: Option<Instant>,
-    frame_start: Option<(Instant, Option<f64>, (u64, u64))>,
+    frame_start: Option<FrameStart>,
     /// Where `--frame-log` writes (JSON).
     pub log: Option<PathBuf>,
     last_log: Option<Instant>,
@@ -161,7 +171,13 @@ impl Diagnostics {
         if let Some(prev) = self.last_start.replace(now) {
             self.interval.record((now - prev).as_secs_f32() * 1e3);
         }
-        self.frame_start = Some((now, thread_cpu_ms(), thread_faults_switches()));
+        let (faults, switches) = thread_faults_switches();
+        self.frame_start = Some(FrameStart {
+            at: now,
+            cpu_ms: thread_cpu_ms(),
+            faults,
+            switches,
+        });
         self.marks.clear();
         if self.frames_begun == 0 {
             self.marks.push("first frame");
@@ -179,8 +195,8 @@ impl Diagnostics {
 
     /// The frame's UI code ended; `tagging` / `sorting`: what the frame did.
     pub fn end(&mut self, tagging: bool, sorting: bool) {
-        if let Some((t0, cpu0, (faults0, switches0))) = self.frame_start.take() {
-            let ms = t0.elapsed().as_secs_f32() * 1e3;
+        if let Some(start) = self.frame_start.take() {
+            let ms = start.at.elapsed().as_secs_f32() * 1e3;
             self.ui.record(ms);
             if tagging {
                 self.tagging.record(ms);
@@ -188,7 +204,7 @@ impl Diagnostics {
             if sorting {
                 self.sorting.record(ms);
             }
-            let cpu = match (cpu0, thread_cpu_ms()) {
+            let cpu = match (start.cpu_ms, thread_cpu_ms()) {
                 (Some(c0), Some(c1)) => {
                     let cpu = (c1 - c0) as f32;
                     self.ui_cpu.record(cpu);
@@ -217,8 +233,8 @@ impl Diagnostics {
                         ms,
                         cpu_ms: cpu,
                         what: self.marks.clone(),
-                        faults: faults.saturating_sub(faults0),
-                        switches: switches.saturating_sub(switches0),
+                        faults: faults.saturating_sub(start.faults),
+                        switches: switches.saturating_sub(start.switches),
                     },
                 );
                 self.slowest.truncate(SLOWEST);

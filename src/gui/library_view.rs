@@ -8,9 +8,8 @@ use std::path::{Path, PathBuf};
 use eframe::egui::{self, RichText};
 use egui_extras::{Column, TableBuilder};
 
-use super::grid::{Grid, GridColumn};
-
 use super::app::GenretagApp;
+use super::grid::{Grid, GridColumn};
 use super::jobs::spawn_task;
 use super::jobs::tasks;
 use super::palette::{genre_colour, text_colours};
@@ -87,7 +86,7 @@ impl<'r> RowTexts<'r> {
                         .map(|y| y.to_string())
                         .unwrap_or_default()
                         .into(),
-                    0,
+                    PLAIN,
                 ),
                 (relative_folder(&r.init.path, root).into(), PLAIN),
                 (file_name(&r.init.path).into(), PLAIN),
@@ -479,7 +478,7 @@ impl GenretagApp {
         let root = self.table.folder.clone().unwrap_or_default();
         let table = &self.table;
         let cells = &mut self.cell_texts;
-        // A sure prediction's text follows its genre's dot, as a label after a dot widget.
+        // A sure prediction's text follows its genre's dot, one item spacing after it.
         let dot = 8.0 + ui.spacing().item_spacing.x;
         Grid::new(ui.make_persistent_id("library-table"), &columns, 22.0, 20.0)
             .scroll_to(self.scroll_to.take())
