@@ -11,8 +11,11 @@
 #     column for BIG_SECONDS (--exercise sort): frame times and peak memory.
 #
 # Each run prints the app's frame log (JSON): ui_* = time in the app's code per frame
-# (events, layout, drawing commands), interval_* = time between frame starts, tag_* /
-# sort_* = the frames that wrote tags / re-sorted, rss_peak_mb = peak resident memory.
+# (events, layout, drawing commands; wall time), ui_cpu_* = the UI thread's CPU time in it,
+# ui_ran_* = wall time less the UI thread's wait for a CPU (run-queue delay), interval_* =
+# time between frame starts, tag_* / sort_* = the frames that wrote tags / re-sorted,
+# slowest / longest = the costliest frames by CPU and the one with the most wall time,
+# rss_peak_mb = peak resident memory.
 # A count of 0 skips a run. Usage:
 #   scripts/frame_times.sh [N] [SECONDS] [TAG_N] [BIG_N] [BIG_SECONDS]
 set -euo pipefail

@@ -100,11 +100,61 @@ pub struct SlowFrame {
     pub faults: u64,
     /// The UI thread's context switches in it (Linux; else 0): waiting or pre-empted.
     pub switches: u64,
+    /// Of those, the times it blocked (voluntary switches: a lock, I/O, a sleep). A frame
+    /// with none whose wall time is far above its CPU time and `waited_ms` lost that time
+    /// without being switched out: to the hypervisor, on a virtual machine (steal time).
+    pub blocked: u64,
+    /// Of its wall time, how long the UI thread was ready to run but waiting for a CPU
+    /// (Linux's run-queue delay; NaN where unknown).
+    pub waited_ms: f32,
 }
 
 impl SlowFrame {
     fn rank(&self) -> f32 {
         rank(self.ms, self.cpu_ms)
+    }
+
+    /// The frame as a JSON object (unknown times as `null`).
+    fn json(&self) -> String {
+        format!(
+            "{{\"frame\": {}, \"ms\": {}, \"cpu_ms\": {}, \"waited_ms\": {}, \"faults\": {}, \"switches\": {}, \"blocked\": {}, \"what\": \"{}\"}}",
+            self.frame,
+            json_ms(self.ms),
+            json_ms(self.cpu_ms),
+            json_ms(self.waited_ms),
+            self.faults,
+            self.switches,
+            self.blocked,
+            self.what.join(", ")
+        )
+    }
+}
+
+/// A time in ms for JSON: two decimals, `null` where unknown (NaN).
+fn json_ms(ms: f32) -> String {
+    if ms.is_nan() {
+        "null".into()
+    } else {
+        format!("{ms:.2}")
+    }
+}
+
+/// The run-queue delay of the thread whose `schedstat` this is (its second field, in ns),
+/// in ms: how long it has been ready to run but waiting for a CPU, in all.
+fn run_delay_ms(schedstat: &std::fs::File) -> Option<f64> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileExt as _;
+        let mut buf = [0u8; 128];
+        let n = schedstat.read_at(&mut buf, 0).ok()?;
+        let text = std::str::from_utf8(&buf[..n]).ok()?;
+        let ns: u64 = text.split_whitespace().nth(1)?.parse().ok()?;
+        Some(ns as f64 * 1e-6)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = schedstat;
+        None
     }
 }
 
@@ -115,13 +165,15 @@ fn rank(ms: f32, cpu_ms: f32) -> f32 {
 }
 
 /// Where the current frame's UI code began: the time, and this thread's CPU time, page
-/// faults and context switches so far.
+/// faults, context switches and run-queue delay so far.
 #[derive(Debug)]
 struct FrameStart {
     at: Instant,
     cpu_ms: Option<f64>,
     faults: u64,
     switches: u64,
+    blocked: u64,
+    waited_ms: Option<f64>,
 }
 
 /// Frame-time bookkeeping.
@@ -142,9 +194,15 @@ pub struct Diagnostics {
     pub ui_cpu: Histogram,
     /// The same for sort frames.
     pub sorting_cpu: Histogram,
+    /// The wall time of the app's code per frame less the time the UI thread spent
+    /// waiting for a CPU (ready to run, others running): its own work, page faults and
+    /// any blocking, without the pre-emption that a busy machine adds.
+    pub ui_ran: Histogram,
     /// The slowest frames (UI code's CPU time, else wall time) with what they did,
     /// slowest first.
     pub slowest: Vec<SlowFrame>,
+    /// The frame with the most wall time, and what it did.
+    pub longest: Option<SlowFrame>,
     /// The library table's cell texts: drawn from its cache, laid out anew, kept now.
     pub cell_texts: (u64, u64, usize),
     /// The view the last frame showed (a change is marked).
@@ -154,6 +212,10 @@ pub struct Diagnostics {
     frames_begun: u64,
     last_start: Option<Instant>,
     frame_start: Option<FrameStart>,
+    /// The UI thread's `/proc/thread-self/schedstat` (Linux), read at each frame's start
+    /// and end for the run-queue delay; `None` before the first frame or where missing.
+    schedstat: Option<std::fs::File>,
+    schedstat_tried: bool,
     /// Where `--frame-log` writes (JSON).
     pub log: Option<PathBuf>,
     last_log: Option<Instant>,
@@ -167,16 +229,24 @@ pub struct Diagnostics {
 impl Diagnostics {
     /// A frame starts (call first thing in `logic`).
     pub fn begin(&mut self) {
+        if !std::mem::replace(&mut self.schedstat_tried, true) {
+            // Opened on the UI thread: "thread-self" is the thread that opens it.
+            self.schedstat = std::fs::File::open("/proc/thread-self/schedstat").ok();
+        }
+        // Read before the clock starts, so that reading it is not counted.
+        let waited_ms = self.schedstat.as_ref().and_then(run_delay_ms);
         let now = Instant::now();
         if let Some(prev) = self.last_start.replace(now) {
             self.interval.record((now - prev).as_secs_f32() * 1e3);
         }
-        let (faults, switches) = thread_faults_switches();
+        let (faults, switches, blocked) = thread_faults_switches();
         self.frame_start = Some(FrameStart {
             at: now,
             cpu_ms: thread_cpu_ms(),
             faults,
             switches,
+            blocked,
+            waited_ms,
         });
         self.marks.clear();
         if self.frames_begun == 0 {
@@ -215,29 +285,47 @@ impl Diagnostics {
                 }
                 _ => f32::NAN,
             };
+            // Read after the clock stopped, so that reading it is not counted.
+            let waited = match (
+                start.waited_ms,
+                self.schedstat.as_ref().and_then(run_delay_ms),
+            ) {
+                (Some(w0), Some(w1)) => ((w1 - w0) as f32).max(0.0),
+                _ => f32::NAN,
+            };
+            if !waited.is_nan() {
+                self.ui_ran.record((ms - waited).max(0.0));
+            }
             let rank = rank(ms, cpu);
-            if self.slowest.len() < SLOWEST || self.slowest.last().is_some_and(|s| s.rank() < rank)
-            {
+            let slowest = self.slowest.len() < SLOWEST
+                || self.slowest.last().is_some_and(|s| s.rank() < rank);
+            let longest = self.longest.as_ref().is_none_or(|l| l.ms < ms);
+            if slowest || longest {
                 if sorting {
                     self.mark("sort");
                 }
                 if tagging {
                     self.mark("tagging");
                 }
-                let (faults, switches) = thread_faults_switches();
-                let at = self.slowest.partition_point(|s| s.rank() >= rank);
-                self.slowest.insert(
-                    at,
-                    SlowFrame {
-                        frame: self.frames_begun - 1,
-                        ms,
-                        cpu_ms: cpu,
-                        what: self.marks.clone(),
-                        faults: faults.saturating_sub(start.faults),
-                        switches: switches.saturating_sub(start.switches),
-                    },
-                );
-                self.slowest.truncate(SLOWEST);
+                let (faults, switches, blocked) = thread_faults_switches();
+                let frame = SlowFrame {
+                    frame: self.frames_begun - 1,
+                    ms,
+                    cpu_ms: cpu,
+                    what: self.marks.clone(),
+                    faults: faults.saturating_sub(start.faults),
+                    switches: switches.saturating_sub(start.switches),
+                    blocked: blocked.saturating_sub(start.blocked),
+                    waited_ms: waited,
+                };
+                if longest {
+                    self.longest = Some(frame.clone());
+                }
+                if slowest {
+                    let at = self.slowest.partition_point(|s| s.rank() >= rank);
+                    self.slowest.insert(at, frame);
+                    self.slowest.truncate(SLOWEST);
+                }
             }
         }
     }
@@ -258,7 +346,7 @@ impl Diagnostics {
     pub fn json(&mut self, tracks: usize, analysed: usize) -> String {
         let rss = self.peak_rss().unwrap_or(0.0);
         format!(
-            "{{\"frames\": {}, \"ui_p50_ms\": {:.3}, \"ui_p99_ms\": {:.3}, \"ui_max_ms\": {:.3}, \"interval_p50_ms\": {:.3}, \"interval_p99_ms\": {:.3}, \"tag_frames\": {}, \"tag_max_ms\": {:.3}, \"sort_frames\": {}, \"sort_max_ms\": {:.3}, \"ui_cpu_p50_ms\": {:.3}, \"ui_cpu_p99_ms\": {:.3}, \"ui_cpu_max_ms\": {:.3}, \"sort_cpu_max_ms\": {:.3}, \"tracks\": {tracks}, \"analysed\": {analysed}, \"rss_peak_mb\": {:.1}, \"exercise_done\": {}, \"cell_texts\": {{\"hits\": {}, \"misses\": {}, \"kept\": {}}}, \"slowest\": [{}]}}\n",
+            "{{\"frames\": {}, \"ui_p50_ms\": {:.3}, \"ui_p99_ms\": {:.3}, \"ui_max_ms\": {:.3}, \"interval_p50_ms\": {:.3}, \"interval_p99_ms\": {:.3}, \"tag_frames\": {}, \"tag_max_ms\": {:.3}, \"sort_frames\": {}, \"sort_max_ms\": {:.3}, \"ui_cpu_p50_ms\": {:.3}, \"ui_cpu_p99_ms\": {:.3}, \"ui_cpu_max_ms\": {:.3}, \"sort_cpu_max_ms\": {:.3}, \"tracks\": {tracks}, \"analysed\": {analysed}, \"rss_peak_mb\": {:.1}, \"exercise_done\": {}, \"cell_texts\": {{\"hits\": {}, \"misses\": {}, \"kept\": {}}}, \"ui_ran_p99_ms\": {}, \"ui_ran_max_ms\": {}, \"longest\": {}, \"slowest\": [{}]}}\n",
             self.ui.len(),
             self.ui.quantile(0.5),
             self.ui.quantile(0.99),
@@ -278,17 +366,20 @@ impl Diagnostics {
             self.cell_texts.0,
             self.cell_texts.1,
             self.cell_texts.2,
+            json_ms(if self.ui_ran.is_empty() {
+                f32::NAN
+            } else {
+                self.ui_ran.quantile(0.99)
+            }),
+            json_ms(if self.ui_ran.is_empty() {
+                f32::NAN
+            } else {
+                self.ui_ran.max()
+            }),
+            self.longest.as_ref().map_or("null".into(), SlowFrame::json),
             self.slowest
                 .iter()
-                .map(|f| format!(
-                    "{{\"frame\": {}, \"ms\": {:.2}, \"cpu_ms\": {:.2}, \"faults\": {}, \"switches\": {}, \"what\": \"{}\"}}",
-                    f.frame,
-                    f.ms,
-                    f.cpu_ms,
-                    f.faults,
-                    f.switches,
-                    f.what.join(", ")
-                ))
+                .map(SlowFrame::json)
                 .collect::<Vec<_>>()
                 .join(", "),
         )
@@ -332,6 +423,12 @@ impl Diagnostics {
                     self.ui_cpu.max()
                 ));
             }
+            if !self.ui_ran.is_empty() {
+                ui.label(format!(
+                    "less waiting for a CPU: max {:.2} ms",
+                    self.ui_ran.max()
+                ));
+            }
             ui.label(format!(
                 "frame interval p50 {:.1} ms; {tracks} rows; peak memory {}",
                 self.interval.quantile(0.5),
@@ -345,6 +442,8 @@ impl Diagnostics {
                 self.ui_cpu.clear();
                 self.sorting_cpu.clear();
                 self.slowest.clear();
+                self.ui_ran.clear();
+                self.longest = None;
             }
         });
     }
@@ -369,9 +468,9 @@ fn thread_cpu_ms() -> Option<f64> {
     }
 }
 
-/// This thread's page faults (minor and major) and context switches (voluntary and not)
-/// so far; zeros where unknown.
-fn thread_faults_switches() -> (u64, u64) {
+/// This thread's page faults (minor and major), context switches (voluntary and not) and
+/// voluntary ones alone so far; zeros where unknown.
+fn thread_faults_switches() -> (u64, u64, u64) {
     #[cfg(target_os = "linux")]
     {
         // SAFETY: rusage is plain integers, for which all zeros are valid.
@@ -383,10 +482,11 @@ fn thread_faults_switches() -> (u64, u64) {
             return (
                 n(u.ru_minflt) + n(u.ru_majflt),
                 n(u.ru_nvcsw) + n(u.ru_nivcsw),
+                n(u.ru_nvcsw),
             );
         }
     }
-    (0, 0)
+    (0, 0, 0)
 }
 
 /// Peak resident memory of this process (Linux: VmHWM), in MB.
@@ -439,7 +539,66 @@ mod tests {
         let touched = d.slowest.iter().find(|f| f.faults > 0).expect("a frame");
         // 16 384 pages: a fault each, or one per 2 MB where huge pages are always on.
         assert!(touched.faults >= 16, "{} faults", touched.faults);
-        assert!(d.slowest.iter().any(|f| f.switches > 0), "the sleep");
+        assert!(
+            d.slowest.iter().any(|f| f.switches > 0 && f.blocked > 0),
+            "the sleep blocks"
+        );
         assert!(d.json(0, 0).contains("\"faults\": "));
+    }
+
+    /// A frame whose thread is kept from a CPU by busier threads says how long it waited
+    /// for one, and its time less that wait is logged apart from its wall time; a frame
+    /// that sleeps is not waiting for a CPU, and the longest frame is kept whatever its
+    /// CPU time.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn frames_say_how_long_they_waited_for_a_cpu() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::time::Duration;
+        let mut d = Diagnostics::default();
+        // Sleeping: blocked, so not waiting for a CPU (the wake-up may wait a little).
+        d.begin();
+        std::thread::sleep(Duration::from_millis(60));
+        d.end(false, false);
+        let slept = d.longest.clone().expect("the longest frame");
+        assert!(slept.ms >= 60.0, "{slept:?}");
+        assert!(slept.waited_ms < 0.5 * slept.ms, "{slept:?}");
+        assert!(slept.blocked > 0, "{slept:?}");
+        assert!(d.ui_ran.max() >= 30.0, "a sleep is time the frame took");
+        // Spinning beside twice as many spinning threads as there are CPUs.
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let n = 2 * std::thread::available_parallelism().map_or(2, |n| n.get());
+        let spinners: Vec<_> = (0..n)
+            .map(|_| {
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        std::hint::spin_loop();
+                    }
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(20));
+        d.begin();
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_millis(200) {
+            std::hint::spin_loop();
+        }
+        d.end(false, false);
+        stop.store(true, Ordering::Relaxed);
+        spinners
+            .into_iter()
+            .for_each(|s| s.join().expect("spinner"));
+        let crowded = d.longest.clone().expect("the longest frame");
+        assert!(crowded.ms >= 200.0, "{crowded:?}");
+        assert!(
+            crowded.waited_ms >= 20.0,
+            "it waited for a CPU: {crowded:?}"
+        );
+        assert!(crowded.cpu_ms < crowded.ms - 10.0, "{crowded:?}");
+        let json = d.json(0, 0);
+        assert!(json.contains("\"longest\": {\"frame\": 1"), "{json}");
+        assert!(json.contains("\"waited_ms\": "), "{json}");
+        assert!(json.contains("\"ui_ran_max_ms\": "), "{json}");
     }
 }
