@@ -212,10 +212,9 @@ pub struct Diagnostics {
     frames_begun: u64,
     last_start: Option<Instant>,
     frame_start: Option<FrameStart>,
-    /// The UI thread's `/proc/thread-self/schedstat` (Linux), read at each frame's start
-    /// and end for the run-queue delay; `None` before the first frame or where missing.
-    schedstat: Option<std::fs::File>,
-    schedstat_tried: bool,
+    /// The UI thread's `/proc/thread-self/schedstat` (Linux), opened at the first frame and
+    /// read at each frame's start and end for the run-queue delay (`None` where missing).
+    schedstat: std::cell::OnceCell<Option<std::fs::File>>,
     /// Where `--frame-log` writes (JSON).
     pub log: Option<PathBuf>,
     last_log: Option<Instant>,
@@ -229,17 +228,17 @@ pub struct Diagnostics {
 impl Diagnostics {
     /// A frame starts (call first thing in `logic`).
     pub fn begin(&mut self) {
-        if !std::mem::replace(&mut self.schedstat_tried, true) {
-            // Opened on the UI thread: "thread-self" is the thread that opens it.
-            self.schedstat = std::fs::File::open("/proc/thread-self/schedstat").ok();
-        }
-        // Read before the clock starts, so that reading it is not counted.
-        let waited_ms = self.schedstat.as_ref().and_then(run_delay_ms);
+        // Opened on the UI thread: "thread-self" is the thread that opens it.
+        let schedstat = self
+            .schedstat
+            .get_or_init(|| std::fs::File::open("/proc/thread-self/schedstat").ok());
+        // Read before the clock starts, so that reading them is not counted.
+        let waited_ms = schedstat.as_ref().and_then(run_delay_ms);
+        let (faults, switches, blocked) = thread_faults_switches();
         let now = Instant::now();
         if let Some(prev) = self.last_start.replace(now) {
             self.interval.record((now - prev).as_secs_f32() * 1e3);
         }
-        let (faults, switches, blocked) = thread_faults_switches();
         self.frame_start = Some(FrameStart {
             at: now,
             cpu_ms: thread_cpu_ms(),
@@ -288,7 +287,10 @@ impl Diagnostics {
             // Read after the clock stopped, so that reading it is not counted.
             let waited = match (
                 start.waited_ms,
-                self.schedstat.as_ref().and_then(run_delay_ms),
+                self.schedstat
+                    .get()
+                    .and_then(|f| f.as_ref())
+                    .and_then(run_delay_ms),
             ) {
                 (Some(w0), Some(w1)) => ((w1 - w0) as f32).max(0.0),
                 _ => f32::NAN,
@@ -345,6 +347,8 @@ impl Diagnostics {
     /// The JSON the frame log holds.
     pub fn json(&mut self, tracks: usize, analysed: usize) -> String {
         let rss = self.peak_rss().unwrap_or(0.0);
+        // Wall less run-queue wait is unknown (null) where the wait could not be read.
+        let ran = |ms: f32| json_ms(if self.ui_ran.is_empty() { f32::NAN } else { ms });
         format!(
             "{{\"frames\": {}, \"ui_p50_ms\": {:.3}, \"ui_p99_ms\": {:.3}, \"ui_max_ms\": {:.3}, \"interval_p50_ms\": {:.3}, \"interval_p99_ms\": {:.3}, \"tag_frames\": {}, \"tag_max_ms\": {:.3}, \"sort_frames\": {}, \"sort_max_ms\": {:.3}, \"ui_cpu_p50_ms\": {:.3}, \"ui_cpu_p99_ms\": {:.3}, \"ui_cpu_max_ms\": {:.3}, \"sort_cpu_max_ms\": {:.3}, \"tracks\": {tracks}, \"analysed\": {analysed}, \"rss_peak_mb\": {:.1}, \"exercise_done\": {}, \"cell_texts\": {{\"hits\": {}, \"misses\": {}, \"kept\": {}}}, \"ui_ran_p99_ms\": {}, \"ui_ran_max_ms\": {}, \"longest\": {}, \"slowest\": [{}]}}\n",
             self.ui.len(),
@@ -366,16 +370,8 @@ impl Diagnostics {
             self.cell_texts.0,
             self.cell_texts.1,
             self.cell_texts.2,
-            json_ms(if self.ui_ran.is_empty() {
-                f32::NAN
-            } else {
-                self.ui_ran.quantile(0.99)
-            }),
-            json_ms(if self.ui_ran.is_empty() {
-                f32::NAN
-            } else {
-                self.ui_ran.max()
-            }),
+            ran(self.ui_ran.quantile(0.99)),
+            ran(self.ui_ran.max()),
             self.longest.as_ref().map_or("null".into(), SlowFrame::json),
             self.slowest
                 .iter()
