@@ -825,7 +825,7 @@ impl GenretagApp {
         self.shortcuts(&ctx);
         self.exercise_step(&ctx);
         // Every frame, whichever view shows: the cache checks egui's own is still valid.
-        if self.cell_texts.begin_frame(&ctx) {
+        if self.cell_texts.begin_frame(&ctx, self.table.rows.len()) {
             self.diag.mark("cell texts dropped (atlas emptied)");
         }
         egui::Panel::top("top").show(ui, |ui| self.top_bar(ui));

@@ -4,11 +4,18 @@
 //! table moved by more than a screen in one frame (the scroll bar dragged, Page Down held,
 //! a jump to the playing track, a re-sort) therefore laid out and shaped every visible
 //! cell again, and at nine columns that was most of such a frame's UI time (profiled:
-//! 40-50 % in text layout, a third of it font shaping). Artists, albums, years, genres,
-//! predictions and statuses repeat down a library, and rows scrolled back to are the same,
-//! so the table keeps its galleys here for a while: a few thousand, the oldest dropped
+//! 40-50 % in text layout, a third of it font shaping; 16 µs a new text). Artists,
+//! albums, years, genres, predictions and statuses repeat down a library, and rows
+//! scrolled back to are the same, so the table keeps its galleys here: the oldest dropped
 //! first unless drawn in the last second. Dropping is spread over frames, a few more per
 //! frame than were laid out: freeing thousands of galleys at once took 26 ms.
+//!
+//! How many are kept follows the table's size: the table's rows and the kept galleys
+//! together stay within [`BUDGET_BYTES`], counting each galley's glyphs and mesh (a file
+//! name's takes about 3.3 KB: [`galley_bytes`]). A library of a few thousand tracks keeps
+//! every cell (file names and titles are unique to a row, the other columns repeat), so
+//! going back over it never lays a text out again; at 50 000 rows the rows take most of
+//! the budget and [`KEEP_MIN`] galleys are kept, as before.
 //!
 //! A galley points into egui's glyph atlas, which egui empties when it is nearly full (a
 //! library in many scripts); the cache then starts again, as egui's own does.
@@ -19,21 +26,58 @@ use std::sync::Arc;
 
 use eframe::egui::{self, Galley, WidgetText, text::LayoutJob};
 
-/// Galleys kept (short single lines: about 8 MB); more only while dropping catches up.
-const KEEP: usize = 4096;
+/// Memory for the table's rows and its kept galleys together.
+pub const BUDGET_BYTES: usize = 40 << 20;
+/// A row of the table with its texts, sort orders and index entry (heaptrack: 50 000
+/// rows took about 30 MB).
+const ROW_BYTES: usize = 600;
+/// Galleys kept however large the table (about 14 MB of file names); more only while
+/// dropping catches up.
+pub const KEEP_MIN: usize = 4096;
 /// Frames within which a galley counts as in use (it gets a second chance).
 const RECENT: u64 = 60;
+
+/// Bytes the galleys of a table of `rows` rows may take.
+pub fn budget_for(rows: usize) -> usize {
+    BUDGET_BYTES.saturating_sub(rows * ROW_BYTES)
+}
+
+/// The heap a kept galley holds: its glyphs, their mesh, its text, and the cache's entry
+/// and the allocations' headers (`OVERHEAD`). For "track01234.flac" this gives 3 327
+/// bytes, where glibc's `mallinfo2` counted 3 289 freed per such galley dropped, the
+/// cache's entry aside.
+pub fn galley_bytes(g: &Galley) -> usize {
+    use egui::epaint::{Vertex, text::Glyph};
+    use std::mem::size_of;
+    /// The cache's map and queue entries, `Galley`, `Row`, `LayoutJob` and its section,
+    /// and malloc's header per allocation.
+    const OVERHEAD: usize = 600;
+    OVERHEAD
+        + g.job.text.capacity()
+        + g.rows
+            .iter()
+            .map(|r| {
+                r.row.glyphs.capacity() * size_of::<Glyph>()
+                    + r.row.visuals.mesh.vertices.capacity() * size_of::<Vertex>()
+                    + r.row.visuals.mesh.indices.capacity() * size_of::<u32>()
+            })
+            .sum::<usize>()
+}
 
 /// The cache (one per table).
 #[derive(Default)]
 pub struct CellTexts {
-    /// Key -> (galley, frame it was last drawn in).
-    map: HashMap<u64, (Arc<Galley>, u64)>,
+    /// Key -> (galley, frame it was last drawn in, its bytes).
+    map: HashMap<u64, (Arc<Galley>, u64, usize)>,
+    /// The bytes of the galleys in `map`.
+    bytes: usize,
     /// Keys, oldest first (each once).
     queue: VecDeque<u64>,
     frame: u64,
     /// Galleys laid out in the last frame.
     added: usize,
+    /// The bytes they may take (see [`budget_for`]).
+    budget: usize,
     /// A galley egui keeps in its own cache while it is asked for every frame: egui empties
     /// that cache exactly when its galleys go stale (the glyph atlas was emptied when nearly
     /// full, or the text options changed), and then gives a new one.
@@ -50,12 +94,13 @@ pub struct CellTexts {
 }
 
 impl CellTexts {
-    /// A new frame (call every frame, drawn or not): if egui emptied its glyph atlas,
-    /// everything kept is dropped; and once too many are kept, the oldest not drawn
-    /// recently go, a few more than the last frame laid out (so the cache shrinks back).
-    /// Returns whether everything was dropped.
-    pub fn begin_frame(&mut self, ctx: &egui::Context) -> bool {
+    /// A new frame (call every frame, drawn or not) of a table of `rows` rows: if egui
+    /// emptied its glyph atlas, everything kept is dropped; and once too many are kept,
+    /// the oldest not drawn recently go, a few more than the last frame laid out (so the
+    /// cache shrinks back). Returns whether everything was dropped.
+    pub fn begin_frame(&mut self, ctx: &egui::Context, rows: usize) -> bool {
         self.frame += 1;
+        self.budget = budget_for(rows);
         let sentinel = ctx.fonts_mut(|f| {
             f.layout_no_wrap(
                 "0".into(),
@@ -71,15 +116,16 @@ impl CellTexts {
             self.clear();
         }
         let mut budget = 2 * std::mem::take(&mut self.added) + 16;
-        while self.map.len() > KEEP && budget > 0 {
+        while self.map.len() > KEEP_MIN && self.bytes > self.budget && budget > 0 {
             budget -= 1;
             let Some(key) = self.queue.pop_front() else {
                 break;
             };
             match self.map.get(&key) {
-                Some((_, drawn)) if self.frame - *drawn <= RECENT => self.queue.push_back(key),
+                Some((_, drawn, _)) if self.frame - *drawn <= RECENT => self.queue.push_back(key),
                 _ => {
-                    if let Some((galley, _)) = self.map.remove(&key) {
+                    if let Some((galley, _, bytes)) = self.map.remove(&key) {
+                        self.bytes -= bytes;
                         self.dropped.push(galley);
                     }
                 }
@@ -110,7 +156,8 @@ impl CellTexts {
     /// Drop every galley (their glyphs are gone from egui's atlas).
     fn clear(&mut self) {
         self.dropped
-            .extend(self.map.drain().map(|(_, (galley, _))| galley));
+            .extend(self.map.drain().map(|(_, (galley, _, _))| galley));
+        self.bytes = 0;
         self.queue.clear();
         self.free_dropped();
     }
@@ -118,6 +165,11 @@ impl CellTexts {
     /// Galleys kept now.
     pub fn len(&self) -> usize {
         self.map.len()
+    }
+
+    /// The bytes they hold (see [`galley_bytes`]).
+    pub fn bytes(&self) -> usize {
+        self.bytes
     }
 
     /// The key of `text` in `look` at `width` in `ui`'s theme and scale.
@@ -165,7 +217,7 @@ impl CellTexts {
     ) -> Arc<Galley> {
         let key = Self::key(ui, text, look, width);
         let frame = self.frame;
-        if let Some((g, drawn)) = self.map.get_mut(&key) {
+        if let Some((g, drawn, _)) = self.map.get_mut(&key) {
             *drawn = frame;
             self.hits += 1;
             return g.clone();
@@ -173,7 +225,9 @@ impl CellTexts {
         self.misses += 1;
         let job = Self::job(ui, style(text), width);
         let g = ui.fonts_mut(|f| f.layout_job(job));
-        self.map.insert(key, (g.clone(), frame));
+        let bytes = galley_bytes(&g);
+        self.bytes += bytes;
+        self.map.insert(key, (g.clone(), frame, bytes));
         self.queue.push_back(key);
         self.added += 1;
         g
@@ -208,7 +262,7 @@ mod tests {
                 egui::Visuals::light()
             });
             pass(&ctx, |ui| {
-                cells.begin_frame(ui.ctx());
+                cells.begin_frame(ui.ctx(), 10);
                 ui.allocate_ui(egui::vec2(width, 20.0), |ui| {
                     ui.horizontal(|ui| {
                         ui.set_max_width(width);
@@ -241,13 +295,16 @@ mod tests {
         run(&mut cells, 80.0, false, 1);
         assert_eq!(cells.misses, 4, "width, theme and look are part of the key");
 
-        // Many new texts per frame: the cache grows past its size only while dropping
-        // catches up, a bounded amount per frame, and a text drawn every frame stays.
+        // Many new texts per frame in a large table: the cache grows past its size only
+        // while dropping catches up, a bounded amount per frame, and a text drawn every
+        // frame stays.
+        const KEEP: usize = KEEP_MIN;
+        assert_eq!(budget_for(1_000_000), 0, "a huge table keeps the minimum");
         let mut texts = CellTexts::default();
         let mut most = 0;
         for frame in 0..400 {
             pass(&ctx, |ui| {
-                texts.begin_frame(ui.ctx());
+                texts.begin_frame(ui.ctx(), 1_000_000);
                 texts.galley(ui, "analysed", 0, 100.0, |t| t.into());
                 for i in 0..40 {
                     texts.galley(ui, &format!("track{frame}-{i}"), 0, 100.0, |t| t.into());
@@ -263,10 +320,73 @@ mod tests {
         );
         let misses = texts.misses;
         pass(&ctx, |ui| {
-            texts.begin_frame(ui.ctx());
+            texts.begin_frame(ui.ctx(), 1_000_000);
             texts.galley(ui, "analysed", 0, 100.0, |t| t.into());
         });
         assert_eq!(texts.misses, misses, "a text drawn every frame is kept");
+    }
+
+    /// A table of a few thousand rows keeps every cell's text (its two unique columns and
+    /// the repeating ones) within the memory budget, so scrolling back over all of it
+    /// lays nothing out again; a larger table keeps fewer, never under the minimum; and
+    /// what is kept is counted as what a galley holds.
+    #[test]
+    fn a_small_table_keeps_every_text_and_a_large_one_fewer() {
+        let ctx = egui::Context::default();
+        let mut texts = CellTexts::default();
+        let sweep = |texts: &mut CellTexts, rows: usize| {
+            for page in 0..rows / 30 {
+                pass(&ctx, |ui| {
+                    texts.begin_frame(ui.ctx(), rows);
+                    for i in page * 30..(page + 1) * 30 {
+                        texts.galley(ui, &format!("track{i:05}.flac"), 0, 150.0, |t| t.into());
+                        texts.galley(ui, &format!("Title number {i}"), 0, 150.0, |t| t.into());
+                        texts.galley(ui, ["Blues", "Jazz", "Pop"][i % 3], 0, 150.0, |t| t.into());
+                    }
+                });
+            }
+        };
+        let rows = 3000;
+        sweep(&mut texts, rows);
+        assert_eq!(
+            texts.misses as usize,
+            2 * rows + 3,
+            "each text laid out once"
+        );
+        sweep(&mut texts, rows);
+        assert_eq!(
+            texts.misses as usize,
+            2 * rows + 3,
+            "the second pass over the table lays nothing out"
+        );
+        assert_eq!(texts.len(), 2 * rows + 3);
+        let per_galley = texts.bytes() / texts.len();
+        assert!(
+            (2000..5000).contains(&per_galley),
+            "a short line's galley: {per_galley} bytes"
+        );
+        // 5 000 rows' file names and titles fit beside their rows.
+        assert!(5000 * ROW_BYTES + 2 * 5000 * per_galley < BUDGET_BYTES);
+
+        // The same sweep in a table of 50 000 rows: the rows take most of the budget, and
+        // the minimum number is kept.
+        sweep(&mut texts, 50_000 / 10);
+        assert!(budget_for(50_000) < KEEP_MIN * per_galley);
+        for _ in 0..600 {
+            pass(&ctx, |ui| {
+                texts.begin_frame(ui.ctx(), 50_000);
+            });
+        }
+        assert_eq!(texts.len(), KEEP_MIN, "shrunk to the minimum");
+        assert_eq!(
+            texts.bytes(),
+            texts
+                .map
+                .values()
+                .map(|(g, _, _)| galley_bytes(g))
+                .sum::<usize>(),
+            "the count of bytes follows what is kept"
+        );
     }
 
     /// When egui empties its full glyph atlas, the galleys kept point into the old one:
@@ -278,7 +398,7 @@ mod tests {
         let mut fill = 0.0;
         for frame in 0..6 {
             pass(&ctx, |ui| {
-                cells.begin_frame(ui.ctx());
+                cells.begin_frame(ui.ctx(), 10);
                 if frame == 1 {
                     fill = ui.fonts(|f| f.font_atlas_fill_ratio());
                 }

@@ -203,8 +203,9 @@ pub struct Diagnostics {
     pub slowest: Vec<SlowFrame>,
     /// The frame with the most wall time, and what it did.
     pub longest: Option<SlowFrame>,
-    /// The library table's cell texts: drawn from its cache, laid out anew, kept now.
-    pub cell_texts: (u64, u64, usize),
+    /// The library table's cell texts: drawn from its cache, laid out anew, kept now,
+    /// and the bytes those kept hold.
+    pub cell_texts: (u64, u64, usize, usize),
     /// The view the last frame showed (a change is marked).
     pub last_tab: Option<super::state::Tab>,
     /// What the current frame did so far (see [`Diagnostics::mark`]).
@@ -350,7 +351,7 @@ impl Diagnostics {
         // Wall less run-queue wait is unknown (null) where the wait could not be read.
         let ran = |ms: f32| json_ms(if self.ui_ran.is_empty() { f32::NAN } else { ms });
         format!(
-            "{{\"frames\": {}, \"ui_p50_ms\": {:.3}, \"ui_p99_ms\": {:.3}, \"ui_max_ms\": {:.3}, \"interval_p50_ms\": {:.3}, \"interval_p99_ms\": {:.3}, \"tag_frames\": {}, \"tag_max_ms\": {:.3}, \"sort_frames\": {}, \"sort_max_ms\": {:.3}, \"ui_cpu_p50_ms\": {:.3}, \"ui_cpu_p99_ms\": {:.3}, \"ui_cpu_max_ms\": {:.3}, \"sort_cpu_max_ms\": {:.3}, \"tracks\": {tracks}, \"analysed\": {analysed}, \"rss_peak_mb\": {:.1}, \"exercise_done\": {}, \"cell_texts\": {{\"hits\": {}, \"misses\": {}, \"kept\": {}}}, \"ui_ran_p99_ms\": {}, \"ui_ran_max_ms\": {}, \"longest\": {}, \"slowest\": [{}]}}\n",
+            "{{\"frames\": {}, \"ui_p50_ms\": {:.3}, \"ui_p99_ms\": {:.3}, \"ui_max_ms\": {:.3}, \"interval_p50_ms\": {:.3}, \"interval_p99_ms\": {:.3}, \"tag_frames\": {}, \"tag_max_ms\": {:.3}, \"sort_frames\": {}, \"sort_max_ms\": {:.3}, \"ui_cpu_p50_ms\": {:.3}, \"ui_cpu_p99_ms\": {:.3}, \"ui_cpu_max_ms\": {:.3}, \"sort_cpu_max_ms\": {:.3}, \"tracks\": {tracks}, \"analysed\": {analysed}, \"rss_peak_mb\": {:.1}, \"exercise_done\": {}, \"cell_texts\": {{\"hits\": {}, \"misses\": {}, \"kept\": {}, \"kept_mb\": {:.1}}}, \"ui_ran_p99_ms\": {}, \"ui_ran_max_ms\": {}, \"longest\": {}, \"slowest\": [{}]}}\n",
             self.ui.len(),
             self.ui.quantile(0.5),
             self.ui.quantile(0.99),
@@ -370,6 +371,7 @@ impl Diagnostics {
             self.cell_texts.0,
             self.cell_texts.1,
             self.cell_texts.2,
+            self.cell_texts.3 as f64 / (1 << 20) as f64,
             ran(self.ui_ran.quantile(0.99)),
             ran(self.ui_ran.max()),
             self.longest.as_ref().map_or("null".into(), SlowFrame::json),

@@ -551,7 +551,7 @@ impl GenretagApp {
                 },
             );
         let c = &self.cell_texts;
-        self.diag.cell_texts = (c.hits, c.misses, c.len());
+        self.diag.cell_texts = (c.hits, c.misses, c.len(), c.bytes());
         if let Some(k) = sort_by {
             self.table.sort_by(k);
         }
