@@ -76,8 +76,6 @@ pub struct CellTexts {
     frame: u64,
     /// Galleys laid out in the last frame.
     added: usize,
-    /// The bytes the kept galleys may take (see [`budget_for`]).
-    budget: usize,
     /// A galley egui keeps in its own cache while it is asked for every frame: egui empties
     /// that cache exactly when its galleys go stale (the glyph atlas was emptied when nearly
     /// full, or the text options changed), and then gives a new one.
@@ -101,7 +99,6 @@ impl CellTexts {
     /// everything was dropped.
     pub fn begin_frame(&mut self, ctx: &egui::Context, rows: usize) -> bool {
         self.frame += 1;
-        self.budget = budget_for(rows);
         let sentinel = ctx.fonts_mut(|f| {
             f.layout_no_wrap(
                 "0".into(),
@@ -116,8 +113,9 @@ impl CellTexts {
         if stale {
             self.clear();
         }
+        let budget = budget_for(rows);
         let mut steps = 2 * std::mem::take(&mut self.added) + 16;
-        while self.map.len() > KEEP_MIN && self.bytes > self.budget && steps > 0 {
+        while self.map.len() > KEEP_MIN && self.bytes > budget && steps > 0 {
             steps -= 1;
             let Some(key) = self.queue.pop_front() else {
                 break;

@@ -176,6 +176,20 @@ struct FrameStart {
     waited_ms: Option<f64>,
 }
 
+/// The library table's cell texts: drawn from its cache, laid out anew, kept now, and the
+/// bytes those kept hold.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct CellTextCounts {
+    /// Drawn from the cache.
+    pub hits: u64,
+    /// Laid out anew.
+    pub misses: u64,
+    /// Galleys kept now.
+    pub kept: usize,
+    /// Their bytes.
+    pub kept_bytes: usize,
+}
+
 /// Frame-time bookkeeping.
 #[derive(Debug, Default)]
 pub struct Diagnostics {
@@ -203,9 +217,8 @@ pub struct Diagnostics {
     pub slowest: Vec<SlowFrame>,
     /// The frame with the most wall time, and what it did.
     pub longest: Option<SlowFrame>,
-    /// The library table's cell texts: drawn from its cache, laid out anew, kept now,
-    /// and the bytes those kept hold.
-    pub cell_texts: (u64, u64, usize, usize),
+    /// The library table's cell texts, as its cache counts them.
+    pub cell_texts: CellTextCounts,
     /// The view the last frame showed (a change is marked).
     pub last_tab: Option<super::state::Tab>,
     /// What the current frame did so far (see [`Diagnostics::mark`]).
@@ -368,10 +381,10 @@ impl Diagnostics {
             self.sorting_cpu.max(),
             rss,
             self.exercise_done,
-            self.cell_texts.0,
-            self.cell_texts.1,
-            self.cell_texts.2,
-            self.cell_texts.3 as f64 / (1 << 20) as f64,
+            self.cell_texts.hits,
+            self.cell_texts.misses,
+            self.cell_texts.kept,
+            self.cell_texts.kept_bytes as f64 / (1 << 20) as f64,
             ran(self.ui_ran.quantile(0.99)),
             ran(self.ui_ran.max()),
             self.longest.as_ref().map_or("null".into(), SlowFrame::json),

@@ -551,7 +551,12 @@ impl GenretagApp {
                 },
             );
         let c = &self.cell_texts;
-        self.diag.cell_texts = (c.hits, c.misses, c.len(), c.bytes());
+        self.diag.cell_texts = super::diagnostics::CellTextCounts {
+            hits: c.hits,
+            misses: c.misses,
+            kept: c.len(),
+            kept_bytes: c.bytes(),
+        };
         if let Some(k) = sort_by {
             self.table.sort_by(k);
         }
