@@ -14,9 +14,11 @@
 # (events, layout, drawing commands; wall time), ui_cpu_* = the UI thread's CPU time in it,
 # ui_ran_* = wall time less the UI thread's wait for a CPU (run-queue delay), interval_* =
 # time between frame starts, tag_* / sort_* = the frames that wrote tags / re-sorted,
-# slowest / longest = the costliest frames by CPU and the one with the most wall time,
-# rss_peak_mb = peak resident memory, cell_texts = the table's cell texts drawn from its
-# cache, laid out anew, and kept (count, kept_mb).
+# slowest / longest = the costliest frames by CPU and the one with the most wall time
+# (each with its CPU time before drawing, logic_cpu_ms, and the cell
+# texts it laid out and left for the next frame), rss_peak_mb = peak resident memory,
+# cell_texts = the table's cell texts drawn from its cache, laid out anew, left for the
+# next frame (a frame's layout time was spent: deferred), and kept (count, kept_mb).
 # A count of 0 skips a run. Usage:
 #   scripts/frame_times.sh [N] [SECONDS] [TAG_N] [BIG_N] [BIG_SECONDS]
 set -euo pipefail

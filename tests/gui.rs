@@ -39,10 +39,30 @@ fn wait(h: &mut H, what: &str, secs: u64, done: impl Fn(&GenretagApp) -> bool) {
     h.step();
 }
 
-/// Compare a view with its committed snapshot (`tests/snapshots/NAME.png`; regenerate
-/// deliberately with `UPDATE_SNAPSHOTS=1`). Rendering needs a wgpu adapter (Mesa's
-/// software Vulkan is enough); without one the comparison is skipped outside CI.
+/// Step at least three frames (panels settle their sizes) and until the library table
+/// drew every cell (a frame lays out new cell texts only for a while and leaves the rest
+/// to the next frames, so how many frames that takes depends on the machine's speed).
+fn settle_cells(h: &mut H) {
+    for frame in 0..100 {
+        if frame >= 3 && h.state().cells_waiting() == 0 {
+            return;
+        }
+        h.step();
+    }
+    panic!("the table's cells were still not all drawn after 100 frames");
+}
+
+/// Let a view settle ([`settle_cells`]) and compare it with its committed snapshot.
 fn snapshot(h: &mut H, name: &str) {
+    settle_cells(h);
+    compare_snapshot(h, name);
+}
+
+/// Compare the frame drawn last (no step, so masks stay) with its committed snapshot
+/// (`tests/snapshots/NAME.png`; regenerate deliberately with `UPDATE_SNAPSHOTS=1`).
+/// Rendering needs a wgpu adapter (Mesa's software Vulkan is enough); without one the
+/// comparison is skipped outside CI.
+fn compare_snapshot(h: &mut H, name: &str) {
     let opts = egui_kittest::SnapshotOptions::new()
         .threshold(1.0)
         .max_failed_pixels(400);
@@ -117,6 +137,7 @@ fn describe_diff(h: &H, name: &str) -> String {
 /// change from run to run).
 fn snapshot_masked(h: &mut H, name: &str, tmp: &Path, run: &Path) {
     h.run_steps(2);
+    settle_cells(h);
     // The trained model's folder holds the run and the dataset.
     let model_dir = run.parent().unwrap_or(run);
     let prefixes = [tmp.display().to_string(), model_dir.display().to_string()];
@@ -132,7 +153,7 @@ fn snapshot_masked(h: &mut H, name: &str, tmp: &Path, run: &Path) {
     for r in rects {
         h.mask(r);
     }
-    snapshot(h, name);
+    compare_snapshot(h, name);
 }
 
 /// An app on a library database in `dir`, not reopening any folder.

@@ -675,6 +675,12 @@ impl GenretagApp {
         self.training.form.lr = TrainConfig::for_kind(kind).lr;
     }
 
+    /// Cells of the library table that the last frame left for the next one (its layout
+    /// time was spent); 0 once every shown cell is drawn.
+    pub fn cells_waiting(&self) -> usize {
+        self.cell_texts.deferred_now()
+    }
+
     /// The status-bar text.
     pub fn status(&self) -> &str {
         &self.status
@@ -860,6 +866,7 @@ impl eframe::App for GenretagApp {
         self.drain(ctx);
         let before = self.table.order().len();
         self.sorted_now = self.table.refresh(false) || before != self.table.order().len();
+        self.diag.logic_done();
     }
 
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {

@@ -18,12 +18,23 @@
 //! prediction); at 50 000 rows the rows take most of the budget and at least [`KEEP_MIN`]
 //! galleys are kept, as before.
 //!
+//! Laying out is also spread over frames: a frame lays out new texts for at most
+//! [`LAYOUT_BUDGET`] (and at least [`LAYOUT_MIN`] of them), and the cells past that are
+//! drawn in the next frames, top to bottom, which it asks for at once. A jump to an unseen
+//! part of the table on a slow machine (a page of file names and titles is some 60-90 new
+//! texts, about 1.3 ms of a loaded 2-core machine's time) then fills in over two or three
+//! frames instead of making one frame that long; on a faster machine it fits in one. A cell
+//! whose text was laid out before at another width (a column or the window being resized)
+//! shows that galley, clipped to the cell, until its own is laid out, so resizing does not
+//! blank the table.
+//!
 //! A galley points into egui's glyph atlas, which egui empties when it is nearly full (a
 //! library in many scripts); the cache then starts again, as egui's own does.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use eframe::egui::{self, Galley, WidgetText, text::LayoutJob};
 
@@ -36,6 +47,10 @@ const ROW_BYTES: usize = 600;
 pub const KEEP_MIN: usize = 4096;
 /// Frames within which a galley counts as in use (it gets a second chance).
 const RECENT: u64 = 60;
+/// Time a frame may spend laying out new texts; the cells past it wait for the next frame.
+pub const LAYOUT_BUDGET: Duration = Duration::from_micros(600);
+/// New texts a frame lays out whatever the time, so that a slow machine fills the table too.
+pub const LAYOUT_MIN: usize = 16;
 
 /// Bytes the galleys of a table of `rows` rows may take.
 pub fn budget_for(rows: usize) -> usize {
@@ -64,18 +79,37 @@ pub fn galley_bytes(g: &Galley) -> usize {
             .sum::<usize>()
 }
 
+/// A kept galley.
+struct Entry {
+    galley: Arc<Galley>,
+    /// The frame it was last drawn in.
+    drawn: u64,
+    /// Its bytes ([`galley_bytes`]).
+    bytes: usize,
+    /// The key of its text at any width ([`CellTexts::text_key`]).
+    text_key: u64,
+}
+
 /// The cache (one per table).
-#[derive(Default)]
 pub struct CellTexts {
-    /// Key -> (galley, frame it was last drawn in, its bytes).
-    map: HashMap<u64, (Arc<Galley>, u64, usize)>,
+    /// Key (text, look, theme, scale and width) -> galley.
+    map: HashMap<u64, Entry>,
+    /// Key of a text at any width -> the key of its galley laid out last: drawn in the
+    /// place of a text not laid out at this width yet while the frame's layout time is spent.
+    latest: HashMap<u64, u64>,
     /// The bytes of the galleys in `map`.
     bytes: usize,
     /// Keys, oldest first (each once).
     queue: VecDeque<u64>,
     frame: u64,
-    /// Galleys laid out in the last frame.
+    /// Galleys laid out in this frame (until `begin_frame`: in the last one).
     added: usize,
+    /// Time spent laying them out.
+    layout_spent: Duration,
+    /// How long a frame may lay out ([`LAYOUT_BUDGET`]; tests change it).
+    layout_budget: Duration,
+    /// Cells of this frame left for the next one.
+    deferred_now: usize,
     /// A galley egui keeps in its own cache while it is asked for every frame: egui empties
     /// that cache exactly when its galleys go stale (the glyph atlas was emptied when nearly
     /// full, or the text options changed), and then gives a new one.
@@ -89,6 +123,30 @@ pub struct CellTexts {
     pub hits: u64,
     /// See `hits`.
     pub misses: u64,
+    /// Cells drawn a frame late (the frame's layout time was spent), since the start.
+    pub deferred: u64,
+}
+
+impl Default for CellTexts {
+    fn default() -> Self {
+        Self {
+            map: HashMap::new(),
+            latest: HashMap::new(),
+            bytes: 0,
+            queue: VecDeque::new(),
+            frame: 0,
+            added: 0,
+            layout_spent: Duration::ZERO,
+            layout_budget: LAYOUT_BUDGET,
+            deferred_now: 0,
+            sentinel: None,
+            dropped: Vec::new(),
+            freer: None,
+            hits: 0,
+            misses: 0,
+            deferred: 0,
+        }
+    }
 }
 
 impl CellTexts {
@@ -113,6 +171,8 @@ impl CellTexts {
         if stale {
             self.clear();
         }
+        self.layout_spent = Duration::ZERO;
+        self.deferred_now = 0;
         let budget = budget_for(rows);
         let mut steps = 2 * std::mem::take(&mut self.added) + 16;
         while self.map.len() > KEEP_MIN && self.bytes > budget && steps > 0 {
@@ -121,11 +181,14 @@ impl CellTexts {
                 break;
             };
             match self.map.get(&key) {
-                Some((_, drawn, _)) if self.frame - *drawn <= RECENT => self.queue.push_back(key),
+                Some(e) if self.frame - e.drawn <= RECENT => self.queue.push_back(key),
                 _ => {
-                    if let Some((galley, _, bytes)) = self.map.remove(&key) {
-                        self.bytes -= bytes;
-                        self.dropped.push(galley);
+                    if let Some(e) = self.map.remove(&key) {
+                        self.bytes -= e.bytes;
+                        if self.latest.get(&e.text_key) == Some(&key) {
+                            self.latest.remove(&e.text_key);
+                        }
+                        self.dropped.push(e.galley);
                     }
                 }
             }
@@ -154,8 +217,8 @@ impl CellTexts {
 
     /// Drop every galley (their glyphs are gone from egui's atlas).
     fn clear(&mut self) {
-        self.dropped
-            .extend(self.map.drain().map(|(_, (galley, _, _))| galley));
+        self.dropped.extend(self.map.drain().map(|(_, e)| e.galley));
+        self.latest.clear();
         self.bytes = 0;
         self.queue.clear();
         self.free_dropped();
@@ -171,18 +234,24 @@ impl CellTexts {
         self.bytes
     }
 
-    /// The key of `text` in `look` at `width` in `ui`'s theme and scale.
-    fn key(ui: &egui::Ui, text: &str, look: u8, width: f32) -> u64 {
-        // An in-memory key (never stored), so std's hasher is fine here.
+    /// The key of `text` in `look` in `ui`'s theme and scale, at any width.
+    fn text_key(ui: &egui::Ui, text: &str, look: u8) -> u64 {
+        // In-memory keys (never stored), so std's hasher is fine here.
         let mut h = DefaultHasher::new();
         (
             text,
             look,
             ui.visuals().dark_mode,
-            width.to_bits(),
             ui.ctx().pixels_per_point().to_bits(),
         )
             .hash(&mut h);
+        h.finish()
+    }
+
+    /// The key of a text (its `text_key`) laid out at `width`.
+    fn key(text_key: u64, width: f32) -> u64 {
+        let mut h = DefaultHasher::new();
+        (text_key, width.to_bits()).hash(&mut h);
         h.finish()
     }
 
@@ -206,6 +275,11 @@ impl CellTexts {
     /// left-to-right row. `look` is a small number for how `style` dresses the text
     /// (colour, italics): the same `look` must always give the same styling for the same
     /// theme.
+    ///
+    /// When the text is new at this width and this frame's layout time is spent, the next
+    /// frame (asked for here) lays it out, and this one gets the text's galley at another
+    /// width if one is kept (to be drawn clipped to the cell), else `None` (the cell stays
+    /// empty).
     pub fn galley(
         &mut self,
         ui: &egui::Ui,
@@ -213,23 +287,49 @@ impl CellTexts {
         look: u8,
         width: f32,
         style: impl FnOnce(&str) -> WidgetText,
-    ) -> Arc<Galley> {
-        let key = Self::key(ui, text, look, width);
+    ) -> Option<Arc<Galley>> {
+        let text_key = Self::text_key(ui, text, look);
+        let key = Self::key(text_key, width);
         let frame = self.frame;
-        if let Some((g, drawn, _)) = self.map.get_mut(&key) {
-            *drawn = frame;
+        if let Some(e) = self.map.get_mut(&key) {
+            e.drawn = frame;
             self.hits += 1;
-            return g.clone();
+            return Some(e.galley.clone());
         }
+        if self.added >= LAYOUT_MIN && self.layout_spent >= self.layout_budget {
+            if self.deferred_now == 0 {
+                ui.ctx().request_repaint();
+            }
+            self.deferred_now += 1;
+            self.deferred += 1;
+            let stand_in = self.latest.get(&text_key).and_then(|k| self.map.get(k));
+            return stand_in.map(|e| e.galley.clone());
+        }
+        let started = Instant::now();
         self.misses += 1;
         let job = Self::job(ui, style(text), width);
         let g = ui.fonts_mut(|f| f.layout_job(job));
         let bytes = galley_bytes(&g);
         self.bytes += bytes;
-        self.map.insert(key, (g.clone(), frame, bytes));
+        self.map.insert(
+            key,
+            Entry {
+                galley: g.clone(),
+                drawn: frame,
+                bytes,
+                text_key,
+            },
+        );
+        self.latest.insert(text_key, key);
         self.queue.push_back(key);
         self.added += 1;
-        g
+        self.layout_spent += started.elapsed();
+        Some(g)
+    }
+
+    /// Cells of the current frame left for the next one.
+    pub fn deferred_now(&self) -> usize {
+        self.deferred_now
     }
 }
 
@@ -265,7 +365,9 @@ mod tests {
                 ui.allocate_ui(egui::vec2(width, 20.0), |ui| {
                     ui.horizontal(|ui| {
                         ui.set_max_width(width);
-                        let g = cells.galley(ui, long, look, width, |t| t.into());
+                        let g = cells
+                            .galley(ui, long, look, width, |t| t.into())
+                            .expect("laid out");
                         ours = Some(g.size());
                     });
                 });
@@ -332,7 +434,10 @@ mod tests {
     #[test]
     fn a_small_table_keeps_every_text_and_a_large_one_fewer() {
         let ctx = egui::Context::default();
-        let mut texts = CellTexts::default();
+        let mut texts = CellTexts {
+            layout_budget: Duration::MAX, // every cell in the frame that draws it
+            ..Default::default()
+        };
         let sweep = |texts: &mut CellTexts, rows: usize| {
             for page in 0..rows / 30 {
                 pass(&ctx, |ui| {
@@ -380,10 +485,79 @@ mod tests {
             texts
                 .map
                 .values()
-                .map(|(g, _, _)| galley_bytes(g))
+                .map(|e| galley_bytes(&e.galley))
                 .sum::<usize>(),
             "the count of bytes follows what is kept"
         );
+    }
+
+    /// A frame lays out new texts until its layout time is spent (here at once: the budget
+    /// is zero) but at least [`LAYOUT_MIN`]; the cells past that are left empty and the
+    /// next frame is asked for at once; the following frames fill in the rest, top first,
+    /// and once all are laid out the frames stop. When the column is then resized,
+    /// every cell shows its text at once: the galley of the old width stands in until the
+    /// new one is laid out.
+    #[test]
+    fn a_frame_lays_out_within_its_time_and_the_next_frames_the_rest() {
+        let ctx = egui::Context::default();
+        let mut texts = CellTexts {
+            layout_budget: Duration::ZERO,
+            ..Default::default()
+        };
+        let cells = 100;
+        // The width each cell's galley was laid out for (None: nothing drawn), and whether
+        // the next frame was asked for at once.
+        let frame = |texts: &mut CellTexts, width: f32| {
+            let mut drawn = Vec::new();
+            let mut out = ctx.run_ui(egui::RawInput::default(), |ui| {
+                texts.begin_frame(ui.ctx(), cells);
+                for i in 0..cells {
+                    let g = texts.galley(ui, &format!("Title number {i}"), 0, width, |t| t.into());
+                    drawn.push(g.map(|g| g.job.wrap.max_width));
+                }
+            });
+            let asked =
+                out.viewport_output[&egui::ViewportId::ROOT].repaint_delay == Duration::ZERO;
+            out.textures_delta.clear(); // nothing renders
+            (drawn, asked)
+        };
+        let fill = |texts: &mut CellTexts, width: f32, before: Option<f32>| {
+            let mut frames = 0;
+            loop {
+                let (drawn, asked) = frame(texts, width);
+                frames += 1;
+                let done = (frames * LAYOUT_MIN).min(cells);
+                assert!(
+                    drawn[..done].iter().all(|w| *w == Some(width)),
+                    "frame {frames}: the first {done} cells laid out: {drawn:?}"
+                );
+                assert!(
+                    drawn[done..].iter().all(|w| *w == before),
+                    "frame {frames}: the rest wait, showing {before:?}: {drawn:?}"
+                );
+                assert_eq!(texts.deferred_now(), cells - done);
+                assert!(asked || done == cells, "frame {frames}: asked for the next");
+                if done == cells {
+                    // egui itself runs a pass or two after one that asked for more.
+                    let settled = (0..3).any(|_| !frame(texts, width).1);
+                    assert!(settled, "no more frames asked for once all are drawn");
+                    return frames;
+                }
+            }
+        };
+        let frames = fill(&mut texts, 150.0, None);
+        assert_eq!(frames, cells.div_ceil(LAYOUT_MIN));
+        assert_eq!(texts.misses as usize, cells, "each laid out once");
+        let waited: usize = (1..frames).map(|f| cells - f * LAYOUT_MIN).sum();
+        assert_eq!(texts.deferred as usize, waited);
+
+        // The column narrows: the 150-point galleys stand in, then each is laid out anew.
+        assert_eq!(fill(&mut texts, 120.0, Some(150.0)), frames);
+        assert_eq!(texts.misses as usize, 2 * cells);
+        // Drawn again at either width, nothing is laid out.
+        frame(&mut texts, 150.0);
+        frame(&mut texts, 120.0);
+        assert_eq!(texts.misses as usize, 2 * cells);
     }
 
     /// When egui empties its full glyph atlas, the galleys kept point into the old one:

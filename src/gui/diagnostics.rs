@@ -107,6 +107,13 @@ pub struct SlowFrame {
     /// Of its wall time, how long the UI thread was ready to run but waiting for a CPU
     /// (Linux's run-queue delay; NaN where unknown).
     pub waited_ms: f32,
+    /// Of its CPU time, the part before drawing: draining the workers' events and
+    /// re-sorting (`logic`).
+    pub logic_cpu_ms: f32,
+    /// The table's cell texts it laid out anew, and those it left for the next frame.
+    pub texts_laid_out: u64,
+    /// See `texts_laid_out`.
+    pub texts_deferred: u64,
 }
 
 impl SlowFrame {
@@ -117,14 +124,17 @@ impl SlowFrame {
     /// The frame as a JSON object (unknown times as `null`).
     fn json(&self) -> String {
         format!(
-            "{{\"frame\": {}, \"ms\": {}, \"cpu_ms\": {}, \"waited_ms\": {}, \"faults\": {}, \"switches\": {}, \"blocked\": {}, \"what\": \"{}\"}}",
+            "{{\"frame\": {}, \"ms\": {}, \"cpu_ms\": {}, \"logic_cpu_ms\": {}, \"waited_ms\": {}, \"faults\": {}, \"switches\": {}, \"blocked\": {}, \"texts_laid_out\": {}, \"texts_deferred\": {}, \"what\": \"{}\"}}",
             self.frame,
             json_ms(self.ms),
             json_ms(self.cpu_ms),
+            json_ms(self.logic_cpu_ms),
             json_ms(self.waited_ms),
             self.faults,
             self.switches,
             self.blocked,
+            self.texts_laid_out,
+            self.texts_deferred,
             self.what.join(", ")
         )
     }
@@ -165,15 +175,17 @@ fn rank(ms: f32, cpu_ms: f32) -> f32 {
 }
 
 /// Where the current frame's UI code began: the time, and this thread's CPU time, page
-/// faults, context switches and run-queue delay so far.
+/// faults, context switches and run-queue delay so far, and the table's
+/// cell-text counts.
 #[derive(Debug)]
 struct FrameStart {
     at: Instant,
     cpu_ms: Option<f64>,
-    faults: u64,
-    switches: u64,
-    blocked: u64,
+    usage: ThreadUsage,
     waited_ms: Option<f64>,
+    texts: CellTextCounts,
+    /// This thread's CPU time when `logic` ended ([`Diagnostics::logic_done`]).
+    logic_end_cpu_ms: Option<f64>,
 }
 
 /// The library table's cell texts: drawn from its cache, laid out anew, kept now, and the
@@ -188,6 +200,8 @@ pub struct CellTextCounts {
     pub kept: usize,
     /// Their bytes.
     pub kept_bytes: usize,
+    /// Cells drawn a frame late (a frame's layout time was spent).
+    pub deferred: u64,
 }
 
 /// Frame-time bookkeeping.
@@ -248,7 +262,7 @@ impl Diagnostics {
             .get_or_init(|| std::fs::File::open("/proc/thread-self/schedstat").ok());
         // Read before the clock starts, so that reading them is not counted.
         let waited_ms = schedstat.as_ref().and_then(run_delay_ms);
-        let (faults, switches, blocked) = thread_faults_switches();
+        let usage = thread_usage();
         let now = Instant::now();
         if let Some(prev) = self.last_start.replace(now) {
             self.interval.record((now - prev).as_secs_f32() * 1e3);
@@ -256,16 +270,23 @@ impl Diagnostics {
         self.frame_start = Some(FrameStart {
             at: now,
             cpu_ms: thread_cpu_ms(),
-            faults,
-            switches,
-            blocked,
+            usage,
             waited_ms,
+            texts: self.cell_texts,
+            logic_end_cpu_ms: None,
         });
         self.marks.clear();
         if self.frames_begun == 0 {
             self.marks.push("first frame");
         }
         self.frames_begun += 1;
+    }
+
+    /// `logic` (events, re-sorting) ended; drawing follows.
+    pub fn logic_done(&mut self) {
+        if let Some(start) = &mut self.frame_start {
+            start.logic_end_cpu_ms = thread_cpu_ms();
+        }
     }
 
     /// Note what the current frame does (an event kind, a view, a sort), so the slowest
@@ -323,16 +344,22 @@ impl Diagnostics {
                 if tagging {
                     self.mark("tagging");
                 }
-                let (faults, switches, blocked) = thread_faults_switches();
+                let usage = thread_usage();
                 let frame = SlowFrame {
                     frame: self.frames_begun - 1,
                     ms,
                     cpu_ms: cpu,
                     what: self.marks.clone(),
-                    faults: faults.saturating_sub(start.faults),
-                    switches: switches.saturating_sub(start.switches),
-                    blocked: blocked.saturating_sub(start.blocked),
+                    faults: usage.faults.saturating_sub(start.usage.faults),
+                    switches: usage.switches.saturating_sub(start.usage.switches),
+                    blocked: usage.blocked.saturating_sub(start.usage.blocked),
                     waited_ms: waited,
+                    logic_cpu_ms: match (start.cpu_ms, start.logic_end_cpu_ms) {
+                        (Some(c0), Some(c1)) => (c1 - c0) as f32,
+                        _ => f32::NAN,
+                    },
+                    texts_laid_out: self.cell_texts.misses - start.texts.misses,
+                    texts_deferred: self.cell_texts.deferred - start.texts.deferred,
                 };
                 if longest {
                     self.longest = Some(frame.clone());
@@ -364,7 +391,7 @@ impl Diagnostics {
         // Wall less run-queue wait is unknown (null) where the wait could not be read.
         let ran = |ms: f32| json_ms(if self.ui_ran.is_empty() { f32::NAN } else { ms });
         format!(
-            "{{\"frames\": {}, \"ui_p50_ms\": {:.3}, \"ui_p99_ms\": {:.3}, \"ui_max_ms\": {:.3}, \"interval_p50_ms\": {:.3}, \"interval_p99_ms\": {:.3}, \"tag_frames\": {}, \"tag_max_ms\": {:.3}, \"sort_frames\": {}, \"sort_max_ms\": {:.3}, \"ui_cpu_p50_ms\": {:.3}, \"ui_cpu_p99_ms\": {:.3}, \"ui_cpu_max_ms\": {:.3}, \"sort_cpu_max_ms\": {:.3}, \"tracks\": {tracks}, \"analysed\": {analysed}, \"rss_peak_mb\": {:.1}, \"exercise_done\": {}, \"cell_texts\": {{\"hits\": {}, \"misses\": {}, \"kept\": {}, \"kept_mb\": {:.1}}}, \"ui_ran_p99_ms\": {}, \"ui_ran_max_ms\": {}, \"longest\": {}, \"slowest\": [{}]}}\n",
+            "{{\"frames\": {}, \"ui_p50_ms\": {:.3}, \"ui_p99_ms\": {:.3}, \"ui_max_ms\": {:.3}, \"interval_p50_ms\": {:.3}, \"interval_p99_ms\": {:.3}, \"tag_frames\": {}, \"tag_max_ms\": {:.3}, \"sort_frames\": {}, \"sort_max_ms\": {:.3}, \"ui_cpu_p50_ms\": {:.3}, \"ui_cpu_p99_ms\": {:.3}, \"ui_cpu_max_ms\": {:.3}, \"sort_cpu_max_ms\": {:.3}, \"tracks\": {tracks}, \"analysed\": {analysed}, \"rss_peak_mb\": {:.1}, \"exercise_done\": {}, \"cell_texts\": {{\"hits\": {}, \"misses\": {}, \"deferred\": {}, \"kept\": {}, \"kept_mb\": {:.1}}}, \"ui_ran_p99_ms\": {}, \"ui_ran_max_ms\": {}, \"longest\": {}, \"slowest\": [{}]}}\n",
             self.ui.len(),
             self.ui.quantile(0.5),
             self.ui.quantile(0.99),
@@ -383,6 +410,7 @@ impl Diagnostics {
             self.exercise_done,
             self.cell_texts.hits,
             self.cell_texts.misses,
+            self.cell_texts.deferred,
             self.cell_texts.kept,
             self.cell_texts.kept_bytes as f64 / (1 << 20) as f64,
             ran(self.ui_ran.quantile(0.99)),
@@ -479,9 +507,18 @@ fn thread_cpu_ms() -> Option<f64> {
     }
 }
 
-/// This thread's page faults (minor and major), context switches (voluntary and not) and
-/// voluntary ones alone so far; zeros where unknown.
-fn thread_faults_switches() -> (u64, u64, u64) {
+/// This thread's use of the machine so far (Linux; zeros where unknown).
+#[derive(Debug, Default, Clone, Copy)]
+struct ThreadUsage {
+    /// Page faults, minor and major.
+    faults: u64,
+    /// Context switches, voluntary and not.
+    switches: u64,
+    /// The voluntary ones alone.
+    blocked: u64,
+}
+
+fn thread_usage() -> ThreadUsage {
     #[cfg(target_os = "linux")]
     {
         // SAFETY: rusage is plain integers, for which all zeros are valid.
@@ -490,14 +527,14 @@ fn thread_faults_switches() -> (u64, u64, u64) {
         let rc = unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut u) };
         if rc == 0 {
             let n = |v: libc::c_long| u64::try_from(v).unwrap_or(0);
-            return (
-                n(u.ru_minflt) + n(u.ru_majflt),
-                n(u.ru_nvcsw) + n(u.ru_nivcsw),
-                n(u.ru_nvcsw),
-            );
+            return ThreadUsage {
+                faults: n(u.ru_minflt) + n(u.ru_majflt),
+                switches: n(u.ru_nvcsw) + n(u.ru_nivcsw),
+                blocked: n(u.ru_nvcsw),
+            };
         }
     }
-    (0, 0, 0)
+    ThreadUsage::default()
 }
 
 /// Peak resident memory of this process (Linux: VmHWM), in MB.
@@ -555,6 +592,53 @@ mod tests {
             "the sleep blocks"
         );
         assert!(d.json(0, 0).contains("\"faults\": "));
+    }
+
+    /// A slow frame says how much of its CPU time went before drawing (`logic`), and the
+    /// cell texts it laid out and left for the next frame.
+    #[test]
+    fn slow_frames_say_where_their_cpu_time_went() {
+        use std::time::Duration;
+        let spin = |ms: u64| {
+            let t0 = Instant::now();
+            while t0.elapsed() < Duration::from_millis(ms) {
+                std::hint::spin_loop();
+            }
+        };
+        let mut d = Diagnostics::default();
+        // 120 ms in logic, 40 ms drawing that lays out 30 texts and leaves 7.
+        d.begin();
+        spin(120);
+        d.logic_done();
+        spin(40);
+        d.cell_texts.misses += 30;
+        d.cell_texts.deferred += 7;
+        d.end(false, false);
+        // All of it drawing.
+        d.begin();
+        d.logic_done();
+        spin(60);
+        d.end(false, false);
+        let both = d.slowest.iter().find(|f| f.frame == 0).expect("frame 0");
+        if !both.cpu_ms.is_nan() {
+            // Spinning beside other tests the thread may get less CPU than wall time.
+            assert!(
+                both.logic_cpu_ms >= 0.5 * both.cpu_ms && both.logic_cpu_ms <= both.cpu_ms,
+                "{both:?}"
+            );
+            let drawing = d.slowest.iter().find(|f| f.frame == 1).expect("frame 1");
+            assert!(drawing.logic_cpu_ms < 1.0, "{drawing:?}");
+        }
+        assert_eq!((both.texts_laid_out, both.texts_deferred), (30, 7));
+        let json = d.json(0, 0);
+        for key in [
+            "\"logic_cpu_ms\": ",
+            "\"texts_laid_out\": 30",
+            "\"texts_deferred\": 7",
+            "\"deferred\": 7",
+        ] {
+            assert!(json.contains(key), "{key} in {json}");
+        }
     }
 
     /// A frame whose thread is kept from a CPU by busier threads says how long it waited

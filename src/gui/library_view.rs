@@ -505,8 +505,13 @@ impl GenretagApp {
                             indent = dot;
                         }
                         let width = row.width(col) - indent;
+                        // `None`: new, and this frame's layout time is spent (the next
+                        // frame draws it; a galley of another width may stand in).
                         let g = cells.galley(ui, t, *look, width, |t| dress(t, *look));
-                        row.text(ui, col, indent, &g);
+                        if let Some(g) = &g {
+                            row.text(ui, col, indent, g);
+                        }
+                        let elided = g.as_ref().is_some_and(|g| g.elided);
                         let Some(resp) = row.cell_response(ui, col, t) else {
                             continue;
                         };
@@ -528,7 +533,7 @@ impl GenretagApp {
                             (STATUS, Status::Failed(e), _) => Some(e.clone()),
                             _ => None,
                         };
-                        match (more, g.elided && col != FILE) {
+                        match (more, elided && col != FILE) {
                             (Some(more), true) => {
                                 resp.on_hover_text(format!("{t}\n{more}"));
                             }
@@ -556,6 +561,7 @@ impl GenretagApp {
             misses: c.misses,
             kept: c.len(),
             kept_bytes: c.bytes(),
+            deferred: c.deferred,
         };
         if let Some(k) = sort_by {
             self.table.sort_by(k);
