@@ -24,9 +24,9 @@
 //! part of the table on a slow machine (a page of file names and titles is some 60-90 new
 //! texts, about 1.3 ms of a loaded 2-core machine's time) then fills in over two or three
 //! frames instead of making one frame that long; on a faster machine it fits in one. A cell
-//! whose text was laid out before at another width (a column or the window being resized)
-//! shows that galley, clipped to the cell, until its own is laid out, so resizing does not
-//! blank the table.
+//! whose text was drawn before at another width (a column or the window being resized)
+//! shows the galley it was drawn with last, clipped to the cell and kept meanwhile, until
+//! its own is laid out, so resizing does not blank the table.
 //!
 //! A galley points into egui's glyph atlas, which egui empties when it is nearly full (a
 //! library in many scripts); the cache then starts again, as egui's own does.
@@ -94,8 +94,8 @@ struct Entry {
 pub struct CellTexts {
     /// Key (text, look, theme, scale and width) -> galley.
     map: HashMap<u64, Entry>,
-    /// Key of a text at any width -> the key of its galley laid out last: drawn in the
-    /// place of a text not laid out at this width yet while the frame's layout time is spent.
+    /// Key of a text at any width -> the key of its galley drawn last: drawn in the place of
+    /// a text not laid out at this width yet while the frame's layout time is spent.
     latest: HashMap<u64, u64>,
     /// The bytes of the galleys in `map`.
     bytes: usize,
@@ -277,9 +277,9 @@ impl CellTexts {
     /// theme.
     ///
     /// When the text is new at this width and this frame's layout time is spent, the next
-    /// frame (asked for here) lays it out, and this one gets the text's galley at another
-    /// width if one is kept (to be drawn clipped to the cell), else `None` (the cell stays
-    /// empty).
+    /// frame (asked for here) lays it out, and this one gets the text's galley at the width
+    /// it was last drawn at, if that is kept (to be drawn clipped to the cell), else `None`
+    /// (the cell stays empty).
     pub fn galley(
         &mut self,
         ui: &egui::Ui,
@@ -294,6 +294,10 @@ impl CellTexts {
         if let Some(e) = self.map.get_mut(&key) {
             e.drawn = frame;
             self.hits += 1;
+            if self.latest.get(&text_key) != Some(&key) {
+                // Drawn at this width again (a column back to an earlier width).
+                self.latest.insert(text_key, key);
+            }
             return Some(e.galley.clone());
         }
         if self.added >= LAYOUT_MIN && self.layout_spent >= self.layout_budget {
@@ -302,8 +306,12 @@ impl CellTexts {
             }
             self.deferred_now += 1;
             self.deferred += 1;
-            let stand_in = self.latest.get(&text_key).and_then(|k| self.map.get(k));
-            return stand_in.map(|e| e.galley.clone());
+            // Drawn in this frame, so that it is kept while it stands in.
+            let stand_in = self.latest.get(&text_key).and_then(|k| self.map.get_mut(k));
+            return stand_in.map(|e| {
+                e.drawn = frame;
+                e.galley.clone()
+            });
         }
         let started = Instant::now();
         self.misses += 1;
@@ -401,7 +409,10 @@ mod tests {
         // per frame, and a text drawn every frame stays.
         const KEEP: usize = KEEP_MIN;
         assert_eq!(budget_for(1_000_000), 0);
-        let mut texts = CellTexts::default();
+        let mut texts = CellTexts {
+            layout_budget: Duration::MAX, // all 41 new texts in each frame
+            ..Default::default()
+        };
         let mut most = 0;
         for frame in 0..400 {
             pass(&ctx, |ui| {
@@ -495,8 +506,8 @@ mod tests {
     /// is zero) but at least [`LAYOUT_MIN`]; the cells past that are left empty and the
     /// next frame is asked for at once; the following frames fill in the rest, top first,
     /// and once all are laid out the frames stop. When the column is then resized,
-    /// every cell shows its text at once: the galley of the old width stands in until the
-    /// new one is laid out.
+    /// every cell shows its text at once: the galley of the width drawn last stands in
+    /// (and is kept) until the new one is laid out.
     #[test]
     fn a_frame_lays_out_within_its_time_and_the_next_frames_the_rest() {
         let ctx = egui::Context::default();
@@ -554,10 +565,25 @@ mod tests {
         // The column narrows: the 150-point galleys stand in, then each is laid out anew.
         assert_eq!(fill(&mut texts, 120.0, Some(150.0)), frames);
         assert_eq!(texts.misses as usize, 2 * cells);
-        // Drawn again at either width, nothing is laid out.
-        frame(&mut texts, 150.0);
+        // Drawn again at either width, nothing is laid out; the width drawn last is the one
+        // that stands in at the next resize.
         frame(&mut texts, 120.0);
+        frame(&mut texts, 150.0);
         assert_eq!(texts.misses as usize, 2 * cells);
+        let (drawn, _) = frame(&mut texts, 130.0);
+        assert!(
+            drawn[LAYOUT_MIN..].iter().all(|w| *w == Some(150.0)),
+            "{drawn:?}"
+        );
+        // A galley standing in counts as drawn, so it is kept while it stands in (a
+        // resize dragged for long).
+        let now = texts.frame;
+        let standing_in = texts
+            .map
+            .values()
+            .filter(|e| e.galley.job.wrap.max_width == 150.0 && e.drawn == now)
+            .count();
+        assert_eq!(standing_in, cells - LAYOUT_MIN);
     }
 
     /// When egui empties its full glyph atlas, the galleys kept point into the old one:
