@@ -136,7 +136,6 @@ fn describe_diff(h: &H, name: &str) -> String {
 /// A snapshot with every text that shows a temporary path masked (the folders' names
 /// change from run to run).
 fn snapshot_masked(h: &mut H, name: &str, tmp: &Path, run: &Path) {
-    h.run_steps(2);
     settle_cells(h);
     // The trained model's folder holds the run and the dataset.
     let model_dir = run.parent().unwrap_or(run);
